@@ -1,0 +1,1 @@
+"""shinzo_otel: OpenTelemetry instrumentation for MCP servers."""

@@ -1,0 +1,241 @@
+"""`instrument_server`: one call that turns an MCP server's sessions and requests into OTel spans."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import anyio.to_thread
+from mcp.server._otel import OpenTelemetryMiddleware
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.util.types import AttributeValue
+
+from shinzo_otel import _semconv as sc
+from shinzo_otel._export import build_span_exporter
+from shinzo_otel._mcp_internals import lowlevel_server, server_middleware
+from shinzo_otel._middleware import ShinzoMiddleware
+from shinzo_otel.config import ShinzoConfig
+from shinzo_otel.processor import ShinzoSpanProcessor
+from shinzo_otel.sessions import SessionManager, SessionTracker, SessionType
+
+_logger = logging.getLogger(__name__)
+_VERSION = "0.1.0"
+
+_lock = threading.Lock()
+_instrumented: weakref.WeakKeyDictionary[Any, Observability] = weakref.WeakKeyDictionary()
+_processors: weakref.WeakKeyDictionary[TracerProvider, ShinzoSpanProcessor] = weakref.WeakKeyDictionary()
+
+
+class McpServerInstrumentation:
+    """The seed 000 session API of one instrumented server (`observability.instrumentation`)."""
+
+    def __init__(self, sessions: SessionManager, middleware: ShinzoMiddleware, capture_content: bool) -> None:
+        self._sessions = sessions
+        self._middleware = middleware
+        self._capture_content = capture_content
+        self._tracker: SessionTracker | None = None
+
+    async def enable_session_tracking(
+        self, resource_uuid: str, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Open the manual, process-level session (seed 000; DESIGN.md "Sessions").
+
+        Requests with no protocol or connection session of their own (stdio, 2026-era stateless
+        requests) belong to it; sessions that do have their own id get `resource_uuid` and
+        `metadata` as attributes. A session already open is completed first. Never raises: a
+        failure is logged and the server goes on without session tracking (seed 000).
+
+        Args:
+            resource_uuid: recorded as `shinzo.resource.uuid`.
+            metadata: recorded as `shinzo.session.metadata.<key>` (values as strings).
+        """
+        try:
+            await self.complete_session()
+            stamp: dict[str, AttributeValue] = {sc.RESOURCE_UUID: str(resource_uuid)}
+            for key, value in (metadata or {}).items():
+                stamp[f"{sc.SESSION_METADATA_PREFIX}{key}"] = str(value)
+            session = self._sessions.start(SessionType.MANUAL, stamp=stamp)
+            self._tracker = SessionTracker(self._sessions, session, self._capture_content)
+            self._middleware.manual_stamp = stamp
+            self._middleware.manual_session = session
+        except Exception:
+            _logger.warning("session tracking could not be enabled; serving without it", exc_info=True)
+
+    def get_session_tracker(self) -> SessionTracker | None:
+        """The tracker of the manual session, or None when none was enabled or it completed."""
+        return self._tracker
+
+    async def complete_session(self) -> None:
+        """Complete the manual session (if any) and flush its spans."""
+        tracker, self._tracker = self._tracker, None
+        self._middleware.manual_session = None
+        self._middleware.manual_stamp = {}
+        if tracker is not None:
+            await tracker.complete()
+
+
+class Observability:
+    """The handle `instrument_server` returns (seed 000).
+
+    Attributes:
+        instrumentation: the seed's session API.
+        processor: our span processor on `tracer_provider`.
+        tracer_provider: the host's provider, or the one we created when there was none.
+        config: the validated configuration.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        config: ShinzoConfig,
+        tracer_provider: TracerProvider,
+        owns_provider: bool,
+        processor: ShinzoSpanProcessor,
+        middleware: ShinzoMiddleware,
+        sessions: SessionManager,
+    ) -> None:
+        self.config = config
+        self.tracer_provider = tracer_provider
+        self.processor = processor
+        self.instrumentation = McpServerInstrumentation(
+            sessions, middleware, config.enable_argument_collection
+        )
+        self._server_ref = weakref.ref(server)
+        self._owns_provider = owns_provider
+        self._middleware = middleware
+        self._sessions = sessions
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export every finished span now; blocks up to `timeout_millis`. False if it could not."""
+        return self.processor.force_flush(timeout_millis)
+
+    async def shutdown(self) -> None:
+        """End every open session, flush, and stop exporting (off the event loop).
+
+        Leaves the host's TracerProvider running; shuts down the provider only when we created it.
+        """
+        self._sessions.end_all("shutdown")
+        await self.instrumentation.complete_session()
+        if self._owns_provider:
+            await anyio.to_thread.run_sync(self.tracer_provider.shutdown)
+        else:
+            await anyio.to_thread.run_sync(self.processor.shutdown)
+
+
+def _resolve_tracer_provider(
+    config: ShinzoConfig, tracer_provider: TracerProvider | None
+) -> tuple[TracerProvider, bool]:
+    """The provider to use and whether we created it (STYLE.md item 9: never take over the host's)."""
+    if tracer_provider is not None:
+        return tracer_provider, False
+    global_provider = trace.get_tracer_provider()
+    if isinstance(global_provider, TracerProvider):
+        return global_provider, False
+    resource = Resource.create({SERVICE_NAME: config.server_name, SERVICE_VERSION: config.server_version})
+    provider = TracerProvider(resource=resource)
+    if isinstance(global_provider, trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+    else:
+        _logger.warning("the global TracerProvider is not the OTel SDK's; shinzo_otel uses a private one")
+    return provider, True
+
+
+def _histograms(meter_provider: MeterProvider | None) -> tuple[Histogram, Histogram]:
+    meter = (meter_provider or metrics.get_meter_provider()).get_meter(sc.INSTRUMENTATION_NAME, _VERSION)
+    operation = meter.create_histogram(
+        sc.MCP_SERVER_OPERATION_DURATION,
+        unit="s",
+        description="Duration of one MCP request or notification as seen by the server.",
+        explicit_bucket_boundaries_advisory=sc.OPERATION_DURATION_BUCKETS,
+    )
+    session = meter.create_histogram(
+        sc.MCP_SERVER_SESSION_DURATION,
+        unit="s",
+        description="Duration of one MCP session as seen by the server.",
+        explicit_bucket_boundaries_advisory=sc.SESSION_DURATION_BUCKETS,
+    )
+    return operation, session
+
+
+def instrument_server(
+    server: Any,
+    config: ShinzoConfig | Mapping[str, Any],
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> Observability:
+    """Instrument an mcp 2.x `Server` or `MCPServer`: every session and message becomes OTel spans.
+
+    Installs our middleware first in `server.middleware` in place of the SDK's built-in
+    `OpenTelemetryMiddleware` (so each message gets exactly one SERVER span), and adds one
+    `ShinzoSpanProcessor` to the TracerProvider.
+
+    Args:
+        server: the server to instrument.
+        config: the seed 000 config dict, or a `ShinzoConfig` (see its keys and defaults).
+        tracer_provider: the provider to use. Default: the configured global SDK provider; when
+            there is none, a new one (service.name = server_name) that is also made global.
+        meter_provider: the provider of `mcp.server.operation.duration` and
+            `mcp.server.session.duration`. Default: the global one (a no-op until configured).
+
+    Returns:
+        The `Observability` handle. A second call on the same server returns the first handle and
+        changes nothing.
+
+    Raises:
+        ValueError: the config has an unknown key or a bad value (the message names the key).
+        TypeError: `server` is not an MCP server.
+    """
+    resolved = ShinzoConfig.coerce(config)
+    middleware_list = server_middleware(server)
+    key = lowlevel_server(server)
+    with _lock:
+        existing = _instrumented.get(key)
+        if existing is not None:
+            return existing
+        provider, owns_provider = _resolve_tracer_provider(resolved, tracer_provider)
+        processor = _processors.get(provider)
+        if processor is None:
+            processor = ShinzoSpanProcessor(
+                build_span_exporter(resolved),
+                capture_content=resolved.enable_argument_collection,
+                schedule_delay_millis=resolved.schedule_delay_millis,
+                max_export_batch_size=resolved.max_export_batch_size,
+                max_queue_size=resolved.max_queue_size,
+                export_timeout_millis=resolved.export_timeout_millis,
+            )
+            provider.add_span_processor(processor)
+            _processors[provider] = processor
+        operation_duration, session_duration = _histograms(meter_provider)
+        tracer = provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION)
+        sessions = SessionManager(tracer, session_duration, on_boundary=processor.request_flush)
+        middleware = ShinzoMiddleware(
+            tracer,
+            sessions,
+            capture_content=resolved.enable_argument_collection,
+            operation_duration=operation_duration,
+        )
+        middleware_list[:] = [m for m in middleware_list if not isinstance(m, OpenTelemetryMiddleware)]
+        middleware_list.insert(0, middleware)
+        observability = Observability(
+            server, resolved, provider, owns_provider, processor, middleware, sessions
+        )
+        _instrumented[key] = observability
+        return observability
+
+
+def uninstrument_server(server: Any) -> None:
+    """Remove our middleware from `server` and put the SDK's built-in one back; no-op if not instrumented."""
+    with _lock:
+        observability = _instrumented.pop(lowlevel_server(server), None)
+    if observability is None:
+        return
+    middleware_list = server_middleware(server)
+    middleware_list[:] = [m for m in middleware_list if m is not observability._middleware]
+    middleware_list.insert(0, OpenTelemetryMiddleware())

@@ -1,0 +1,310 @@
+"""Sessions as OpenTelemetry spans.
+
+A session is one INTERNAL span (`mcp.session`) from start to end, with `session.start` and
+`session.end` events, plus a zero-length `mcp.session.start` child exported at once so that a session
+whose process dies still shows up. While a session is current (a contextvar set around each request
+of that session), `ShinzoSpanProcessor.on_start` stamps its attributes (`session.id`, and
+`mcp.session.id` for protocol sessions) on every span, whoever creates it.
+
+Also here: the seed 000 manual API, `SessionTracker`, `SessionEvent`, `EventType`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import Histogram
+from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from shinzo_otel import _semconv as sc
+
+_logger = logging.getLogger(__name__)
+
+
+class SessionType(str, Enum):
+    """Where a session comes from (attribute `shinzo.session.type`)."""
+
+    MCP = "mcp"
+    """A protocol session (`Mcp-Session-Id`) or a connection's lifetime (stdio, in-memory)."""
+    MANUAL = "manual"
+    """Opened by `enable_session_tracking` (seed 000): the process-level logical session."""
+    LOGICAL = "logical"
+    """Resolved for stateless traffic by a session resolver."""
+    ADMIN_SHELL = "admin_shell"
+    """Reported by an admin shell (seeds 001-004)."""
+
+
+class Session:
+    """One open session: its span and the attributes stamped on every span created in it.
+
+    Created by `SessionManager.start`; ended once by `SessionManager.end`.
+    """
+
+    __slots__ = ("_lock", "attributes", "ended", "parent_context", "session_id", "span", "stamp", "start_ns")
+
+    def __init__(
+        self,
+        session_id: str,
+        span: Span,
+        attributes: dict[str, AttributeValue],
+        stamp: dict[str, AttributeValue],
+        start_ns: int,
+    ) -> None:
+        self.session_id = session_id
+        self.span = span
+        self.attributes = attributes
+        self.stamp = stamp
+        self.start_ns = start_ns
+        self.parent_context = trace.set_span_in_context(span, otel_context.Context())
+        self.ended = False
+        self._lock = threading.Lock()
+
+    def add_event(
+        self, name: str, attributes: Mapping[str, AttributeValue], timestamp_ns: int | None = None
+    ) -> None:
+        """Add a span event to the session span (ignored once the session has ended)."""
+        if not self.ended:
+            self.span.add_event(name, attributes, timestamp=timestamp_ns)
+
+    def _claim_end(self) -> bool:
+        with self._lock:
+            if self.ended:
+                return False
+            self.ended = True
+            return True
+
+
+_CURRENT_SESSION: ContextVar[Session | None] = ContextVar("shinzo_otel_current_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The session of the request being handled in this context, if any."""
+    return _CURRENT_SESSION.get()
+
+
+class SessionManager:
+    """Starts and ends session spans; one per instrumented server.
+
+    Args:
+        tracer: the tracer session spans are created with.
+        session_duration: histogram `mcp.server.session.duration` (seconds), or None.
+        on_boundary: called (never raising, never blocking) when a session starts or ends, so the
+            export pipeline can flush promptly (seed 000: flush when a session completes).
+    """
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        session_duration: Histogram | None = None,
+        on_boundary: Callable[[], None] | None = None,
+    ) -> None:
+        self._tracer = tracer
+        self._session_duration = session_duration
+        self._on_boundary = on_boundary
+        self._open: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def start(
+        self,
+        session_type: SessionType,
+        *,
+        session_id: str | None = None,
+        protocol_session_id: str | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        stamp: Mapping[str, AttributeValue] | None = None,
+        start_ns: int | None = None,
+    ) -> Session:
+        """Open a session span (a new trace root) and export its start marker.
+
+        Args:
+            session_type: recorded as `shinzo.session.type`.
+            session_id: `session.id`; defaults to `protocol_session_id`, else a new uuid4 hex.
+            protocol_session_id: the transport's session id (`Mcp-Session-Id`), recorded as
+                `mcp.session.id` on the session and on every span in it.
+            attributes: extra attributes of the session span (client, transport, metadata, ...).
+            stamp: extra attributes stamped on every span of the session.
+            start_ns: start time in ns since the epoch; default now.
+        """
+        session_id = session_id or protocol_session_id or uuid.uuid4().hex
+        start_ns = start_ns if start_ns is not None else time.time_ns()
+        session_stamp: dict[str, AttributeValue] = {sc.SESSION_ID: session_id}
+        if protocol_session_id:
+            session_stamp[sc.MCP_SESSION_ID] = protocol_session_id
+        session_stamp.update(stamp or {})
+        span_attributes: dict[str, AttributeValue] = {
+            **session_stamp,
+            sc.SESSION_TYPE: session_type.value,
+            **(attributes or {}),
+        }
+        span = self._tracer.start_span(
+            sc.SESSION_SPAN_NAME,
+            context=otel_context.Context(),
+            kind=SpanKind.INTERNAL,
+            attributes=span_attributes,
+            start_time=start_ns,
+        )
+        session = Session(session_id, span, span_attributes, session_stamp, start_ns)
+        span.add_event(sc.SESSION_START_EVENT, {sc.SESSION_ID: session_id}, timestamp=start_ns)
+        marker = self._tracer.start_span(
+            sc.SESSION_START_SPAN_NAME,
+            context=session.parent_context,
+            kind=SpanKind.INTERNAL,
+            attributes=span_attributes,
+            start_time=start_ns,
+        )
+        marker.end(end_time=start_ns)
+        with self._lock:
+            self._open[session_id] = session
+        self._boundary()
+        return session
+
+    def end(
+        self, session: Session, reason: str, error_type: str | None = None, end_ns: int | None = None
+    ) -> None:
+        """End `session` once (later calls do nothing), record its duration and flush.
+
+        Args:
+            reason: why it ended (`connection_closed`, `completed`, `shutdown`, ...), recorded as
+                `shinzo.session.end_reason`.
+            error_type: set when the session ended with an error (`error.type`, status ERROR).
+            end_ns: end time in ns since the epoch; default now.
+        """
+        if not session._claim_end():
+            return
+        end_ns = end_ns if end_ns is not None else time.time_ns()
+        with self._lock:
+            self._open.pop(session.session_id, None)
+        span = session.span
+        span.add_event(sc.SESSION_END_EVENT, {sc.SESSION_ID: session.session_id}, timestamp=end_ns)
+        span.set_attribute(sc.SESSION_END_REASON, reason)
+        metric_attributes: dict[str, AttributeValue] = {}
+        version = session.attributes.get(sc.MCP_PROTOCOL_VERSION)
+        if version is not None:
+            metric_attributes[sc.MCP_PROTOCOL_VERSION] = version
+        if error_type is not None:
+            span.set_attribute(sc.ERROR_TYPE, error_type)
+            span.set_status(StatusCode.ERROR)
+            metric_attributes[sc.ERROR_TYPE] = error_type
+        span.end(end_time=end_ns)
+        if self._session_duration is not None:
+            self._session_duration.record(max(0, end_ns - session.start_ns) / 1e9, metric_attributes)
+        self._boundary()
+
+    def end_all(self, reason: str) -> None:
+        """End every open session (used by `shutdown`)."""
+        with self._lock:
+            sessions = list(self._open.values())
+        for session in sessions:
+            self.end(session, reason)
+
+    def _boundary(self) -> None:
+        if self._on_boundary is not None:
+            try:
+                self._on_boundary()
+            except Exception:  # telemetry never breaks the host
+                _logger.debug("flush request failed", exc_info=True)
+
+
+# --- seed 000: the manual API -------------------------------------------------------------------
+
+
+class EventType(str, Enum):
+    """Kinds of manual session events (seed 000). Each becomes a span event `shinzo.<value>`."""
+
+    TOOL_CALL = "tool_call"
+    TOOL_RESPONSE = "tool_response"
+    ERROR = "error"
+    USER_INPUT = "user_input"
+    SYSTEM_MESSAGE = "system_message"
+
+
+@dataclass
+class SessionEvent:
+    """A manual session event (seed 000's dataclass, field for field).
+
+    `input_data`, `output_data`, `error_data` and `metadata` are user-supplied payloads: they are
+    recorded (as JSON strings) only when `enable_argument_collection` is on.
+    """
+
+    timestamp: datetime
+    event_type: EventType
+    tool_name: str | None = None
+    input_data: dict[str, Any] | None = None
+    output_data: dict[str, Any] | None = None
+    error_data: dict[str, Any] | None = None
+    duration_ms: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+_PAYLOAD_FIELDS = (
+    (sc.EVENT_INPUT, "input_data"),
+    (sc.EVENT_OUTPUT, "output_data"),
+    (sc.EVENT_ERROR, "error_data"),
+    (sc.EVENT_METADATA, "metadata"),
+)
+
+
+def event_attributes(event: SessionEvent, capture_content: bool) -> dict[str, AttributeValue]:
+    """The span-event attributes of a `SessionEvent`; payloads only when `capture_content`."""
+    attributes: dict[str, AttributeValue] = {sc.EVENT_TYPE: EventType(event.event_type).value}
+    if event.tool_name is not None:
+        attributes[sc.GEN_AI_TOOL_NAME] = event.tool_name
+    if event.duration_ms is not None:
+        attributes[sc.EVENT_DURATION_MS] = int(event.duration_ms)
+    if capture_content:
+        for key, field in _PAYLOAD_FIELDS:
+            value = getattr(event, field)
+            if value is not None:
+                attributes[key] = json.dumps(value, default=str, separators=(",", ":"))
+    return attributes
+
+
+class SessionTracker:
+    """The seed 000 handle on one manual session (from `get_session_tracker()`).
+
+    Never raises: a failure to record an event is logged and the event dropped.
+    """
+
+    def __init__(self, manager: SessionManager, session: Session, capture_content: bool) -> None:
+        self._manager = manager
+        self._session = session
+        self._capture_content = capture_content
+
+    @property
+    def session(self) -> Session:
+        """The underlying session."""
+        return self._session
+
+    def add_event(self, event: SessionEvent) -> None:
+        """Record `event` as a span event `shinzo.<event_type>` on the session span."""
+        try:
+            timestamp_ns = int(event.timestamp.timestamp() * 1e9)
+            name = f"shinzo.{EventType(event.event_type).value}"
+            self._session.add_event(name, event_attributes(event, self._capture_content), timestamp_ns)
+        except Exception:
+            _logger.warning("could not record session event %r", event.event_type, exc_info=True)
+
+    def get_session_id(self) -> str:
+        """The session's id (`session.id`)."""
+        return self._session.session_id
+
+    def is_session_active(self) -> bool:
+        """True until the session is completed."""
+        return not self._session.ended
+
+    async def complete(self) -> None:
+        """End the session and flush its spans (called by `complete_session`)."""
+        self._manager.end(self._session, "completed")

@@ -88,11 +88,11 @@ class Observability:
         processor: our span processor on `tracer_provider`.
         tracer_provider: the host's provider, or the one we created when there was none.
         config: the validated configuration.
+        sessions: starts and ends session spans on this pipeline (admin shell tracking uses it).
     """
 
     def __init__(
         self,
-        server: Any,
         config: ShinzoConfig,
         tracer_provider: TracerProvider,
         owns_provider: bool,
@@ -106,10 +106,9 @@ class Observability:
         self.instrumentation = McpServerInstrumentation(
             sessions, middleware, config.enable_argument_collection
         )
-        self._server_ref = weakref.ref(server)
+        self.sessions = sessions
         self._owns_provider = owns_provider
         self._middleware = middleware
-        self._sessions = sessions
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export every finished span now; blocks up to `timeout_millis`. False if it could not."""
@@ -120,7 +119,7 @@ class Observability:
 
         Leaves the host's TracerProvider running; shuts down the provider only when we created it.
         """
-        self._sessions.end_all("shutdown")
+        self.sessions.end_all("shutdown")
         await self.instrumentation.complete_session()
         if self._owns_provider:
             await anyio.to_thread.run_sync(self.tracer_provider.shutdown)
@@ -223,9 +222,7 @@ def instrument_server(
         )
         middleware_list[:] = [m for m in middleware_list if not isinstance(m, OpenTelemetryMiddleware)]
         middleware_list.insert(0, middleware)
-        observability = Observability(
-            server, resolved, provider, owns_provider, processor, middleware, sessions
-        )
+        observability = Observability(resolved, provider, owns_provider, processor, middleware, sessions)
         _instrumented[key] = observability
         return observability
 

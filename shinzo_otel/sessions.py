@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +26,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Histogram
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
@@ -126,6 +126,8 @@ class SessionManager:
         attributes: Mapping[str, AttributeValue] | None = None,
         stamp: Mapping[str, AttributeValue] | None = None,
         start_ns: int | None = None,
+        links: Sequence[Link] = (),
+        export_marker: bool = True,
     ) -> Session:
         """Open a session span (a new trace root) and export its start marker.
 
@@ -137,6 +139,10 @@ class SessionManager:
             attributes: extra attributes of the session span (client, transport, metadata, ...).
             stamp: extra attributes stamped on every span of the session.
             start_ns: start time in ns since the epoch; default now.
+            links: links of the session span (a session resumed after a restart links to the span
+                it continues).
+            export_marker: export the `mcp.session.start` marker; False when resuming a session
+                whose marker was exported before.
         """
         session_id = session_id or protocol_session_id or uuid.uuid4().hex
         start_ns = start_ns if start_ns is not None else time.time_ns()
@@ -154,18 +160,20 @@ class SessionManager:
             context=otel_context.Context(),
             kind=SpanKind.INTERNAL,
             attributes=span_attributes,
+            links=links,
             start_time=start_ns,
         )
         session = Session(session_id, span, span_attributes, session_stamp, start_ns)
         span.add_event(sc.SESSION_START_EVENT, {sc.SESSION_ID: session_id}, timestamp=start_ns)
-        marker = self._tracer.start_span(
-            sc.SESSION_START_SPAN_NAME,
-            context=session.parent_context,
-            kind=SpanKind.INTERNAL,
-            attributes=span_attributes,
-            start_time=start_ns,
-        )
-        marker.end(end_time=start_ns)
+        if export_marker:
+            marker = self._tracer.start_span(
+                sc.SESSION_START_SPAN_NAME,
+                context=session.parent_context,
+                kind=SpanKind.INTERNAL,
+                attributes=span_attributes,
+                start_time=start_ns,
+            )
+            marker.end(end_time=start_ns)
         with self._lock:
             self._open[session_id] = session
         self._boundary()
@@ -202,6 +210,11 @@ class SessionManager:
         if self._session_duration is not None:
             self._session_duration.record(max(0, end_ns - session.start_ns) / 1e9, metric_attributes)
         self._boundary()
+
+    def get(self, session_id: str) -> Session | None:
+        """The open session with this id, if any."""
+        with self._lock:
+            return self._open.get(session_id)
 
     def end_all(self, reason: str) -> None:
         """End every open session (used by `shutdown`)."""

@@ -8,6 +8,8 @@ environment its spans go to the embedded store (`SHINZO_STORE_PATH`, default
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 from mcp.server import MCPServer
 
@@ -32,6 +34,8 @@ def alerts(region: str) -> str:
 
 
 async def main() -> None:
+    # `alerts` fails on purpose; keep the SDK's traceback of it out of the demo's terminal.
+    logging.getLogger("mcp.server.mcpserver").setLevel(logging.CRITICAL)
     observability = instrument_server(
         mcp,
         {"server_name": "quickstart-weather", "server_version": "1.0.0", "enable_argument_collection": True},

@@ -1,0 +1,178 @@
+"""Turn the session model into what the CLI prints: rich tables and timelines, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from pydantic import TypeAdapter
+from rich.console import Console
+from rich.segment import Segment, Segments
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from shinzo_otel.replay.model import Session, SessionSummary, TimelineEntry
+
+_SUMMARIES: TypeAdapter[list[SessionSummary]] = TypeAdapter(list[SessionSummary])
+_CSV_COLUMNS = (
+    "session_id",
+    "type",
+    "service",
+    "start",
+    "end",
+    "duration_seconds",
+    "status",
+    "end_reason",
+    "spans",
+    "requests",
+    "tool_calls",
+    "errors",
+    "attributes",
+)
+_STATUS_STYLES = {"active": "yellow", "ended": "green", "error": "bold red"}
+_DETAIL_INDENT = " " * (11 + 13 + 7 + 2)
+"""Details (errors, arguments, results) line up under the entry name, after the offset, duration and
+status columns and their gap (see `_entry_text`)."""
+
+
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+"""C0 and C1 control characters and DEL, escaped: recorded data must not drive the terminal."""
+
+
+def _printable(value: str) -> str:
+    return value.translate(_ESCAPES)
+
+
+def _format_time(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def print_sessions_table(summaries: Sequence[SessionSummary], console: Console) -> None:
+    """Print one table row per session: id, type, service, start (UTC), duration, status, request
+    and error counts. Sessions without a recorded end show "—" as duration."""
+    table = Table(title=None if summaries else "no sessions")
+    table.add_column("Session ID", no_wrap=True)
+    table.add_column("Type")
+    table.add_column("Service")
+    table.add_column("Started (UTC)", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    table.add_column("Status")
+    table.add_column("Requests", justify="right")
+    table.add_column("Errors", justify="right")
+    for summary in summaries:
+        table.add_row(
+            Text(_printable(summary.session_id)),
+            Text(_printable(summary.type or "—")),
+            Text(_printable(summary.service or "—")),
+            _format_time(summary.start),
+            _format_duration(summary.duration_seconds),
+            Text(summary.status, style=_STATUS_STYLES[summary.status]),
+            str(summary.counts.requests),
+            Text(str(summary.counts.errors), style="red" if summary.counts.errors else ""),
+        )
+    console.print(table)
+
+
+def sessions_json(summaries: Sequence[SessionSummary]) -> str:
+    """The summaries as a JSON array (`SessionSummary` fields plus start, end and duration_seconds)."""
+    return _SUMMARIES.dump_json(list(summaries), indent=2).decode()
+
+
+def sessions_csv(summaries: Sequence[SessionSummary]) -> str:
+    """The summaries as CSV (RFC 4180 quoting, "\\n" line ends) with a header row; times are ISO 8601
+    UTC, empty when absent; `attributes` is a JSON object."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    for summary in summaries:
+        data = summary.model_dump(mode="json")
+        counts = data.pop("counts")
+        data.update(counts, attributes=json.dumps(data["attributes"]))
+        writer.writerow(["" if data[column] is None else data[column] for column in _CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+_OFFSET = Style(color="cyan")
+_DIM = Style(dim=True)
+_OK = Style(color="green")
+_FAILED = Style(color="red", bold=True)
+_EVENT = Style(color="magenta")
+_EVENT_FAILED = Style(color="red")
+_NAME = Style(bold=True)
+_NEWLINE = Segment.line()
+
+
+def _entry_segments(entry: TimelineEntry) -> Iterator[Segment]:
+    failed = entry.status == "ERROR"
+    yield Segment(f"{entry.offset_seconds:+10.3f}s", _OFFSET)
+    yield Segment(" " * 13 if entry.duration_ms is None else f" {entry.duration_ms:9.1f} ms", _DIM)
+    if entry.entry_type == "event":
+        yield Segment("  event", _EVENT_FAILED if failed else _EVENT)
+        yield Segment("  " * entry.depth + "  • ")
+    else:
+        yield Segment("  ERROR" if failed else "     ok", _FAILED if failed else _OK)
+        yield Segment("  " * entry.depth + "  ")
+    yield Segment(_printable(entry.name), _NAME)
+    if entry.tool_name and entry.tool_name not in entry.name:
+        yield Segment(f" [{_printable(entry.tool_name)}]")
+    if failed or entry.error_type:
+        error = ": ".join(part for part in (entry.error_type, entry.error_message) if part)
+        yield Segment(f"\n{_DETAIL_INDENT}✗ {_printable(error)}", _EVENT_FAILED)
+    for label, value in (("arguments", entry.arguments), ("result", entry.result)):
+        if value is not None:
+            yield Segment(f"\n{_DETAIL_INDENT}{label}: ", _DIM)
+            yield Segment(_printable(value))
+    yield _NEWLINE
+
+
+def print_replay(session: Session, console: Console) -> None:
+    """Print a session chronologically: a header with the summary, then one line per timeline entry
+    with its offset from session start, duration, status and name (span names are
+    `{mcp.method.name} {target}`), followed by error details and the arguments and result when they
+    were collected. Long lines are left to the terminal to wrap, so piped output keeps JSON intact;
+    control characters in recorded data are printed escaped (`\\x1b`), never sent to the terminal."""
+    summary = session.summary
+    header = Text("Session ", style="bold")
+    header.append(_printable(summary.session_id), style="bold cyan")
+    header.append(f"  type {_printable(summary.type or '—')}  service {_printable(summary.service or '—')}\n")
+    header.append(f"started {_format_time(summary.start)} UTC  ")
+    if summary.end_ns is None:
+        header.append("no end recorded (active or incomplete)", style="yellow")
+    else:
+        header.append(
+            f"ended {_format_time(summary.end)} UTC  duration {_format_duration(summary.duration_seconds)}"
+        )
+    header.append("  status ")
+    header.append(summary.status, style=_STATUS_STYLES[summary.status])
+    if summary.end_reason:
+        header.append(f" ({_printable(summary.end_reason)})")
+    counts = summary.counts
+    header.append(f"\nrequests {counts.requests}  tool calls {counts.tool_calls}  errors {counts.errors}\n")
+    console.print(header, soft_wrap=True)
+    # Pre-styled segments, not Text: rich's Text layout costs about 150 µs per entry, too slow for
+    # sessions of 10 000 spans (the replay budget is 1 s).
+    segments = [segment for entry in session.timeline for segment in _entry_segments(entry)]
+    console.print(Segments(segments), soft_wrap=True, end="")
+
+
+def session_json(session: Session) -> str:
+    """The session as a JSON object: {"summary": {...}, "timeline": [...]}."""
+    return session.model_dump_json(indent=2)

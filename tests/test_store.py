@@ -1,0 +1,535 @@
+"""The embedded store: spans from a real SDK TracerProvider written by SqliteSpanExporter, read back
+through SessionStore.
+
+`record_session` and `sqlite_tracer` are shared with test_replay.py and test_cli.py: they produce a
+session shaped as the instrumentation produces it (DESIGN.md "Span model"), at fixed times so every
+expected value below is worked out by hand from the times written in `record_session`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from shinzo_otel._semconv import (
+    CLIENT_NAME,
+    ERROR_TYPE,
+    EVENT_INPUT,
+    EVENT_TYPE,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_NAME,
+    JSONRPC_REQUEST_ID,
+    MCP_METHOD_NAME,
+    MCP_PROTOCOL_VERSION,
+    NETWORK_TRANSPORT,
+    SESSION_END_EVENT,
+    SESSION_END_REASON,
+    SESSION_ID,
+    SESSION_METADATA_PREFIX,
+    SESSION_SPAN_NAME,
+    SESSION_START_EVENT,
+    SESSION_START_SPAN_NAME,
+    SESSION_TYPE,
+)
+from shinzo_otel.replay import SessionFilter, SessionNotFoundError, SessionSummary, SourceUnavailableError
+from shinzo_otel.store import SHINZO_STORE_PATH, SessionStore, SqliteSpanExporter, default_store_path
+
+T0 = 1_700_000_000_000_000_000
+"""2023-11-14 22:13:20 UTC, in ns."""
+MS = 1_000_000
+SERVICE = "test-server"
+SEARCH_ARGUMENTS = '{"query": "otel"}'
+SEARCH_RESULT = '{"content": [{"type": "text", "text": "3 hits"}], "isError": false}'
+
+
+@contextmanager
+def sqlite_tracer(path: Path, service: str = SERVICE) -> Iterator[Tracer]:
+    """A tracer of a real SDK TracerProvider exporting every span to the store at `path` as it ends."""
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    provider.add_span_processor(SimpleSpanProcessor(SqliteSpanExporter(path)))
+    try:
+        yield provider.get_tracer("tests")
+    finally:
+        provider.shutdown()
+
+
+def session_attributes(session_id: str, session_type: str = "mcp") -> dict[str, str]:
+    return {
+        SESSION_ID: session_id,
+        SESSION_TYPE: session_type,
+        MCP_PROTOCOL_VERSION: "2025-11-25",
+        NETWORK_TRANSPORT: "pipe",
+        CLIENT_NAME: "test-client",
+        f"{SESSION_METADATA_PREFIX}environment": "test",
+    }
+
+
+def _server_span(
+    tracer: Tracer, session: trace.Span, session_id: str, name: str, start_ns: int, attributes: dict[str, str]
+) -> trace.Span:
+    """A request span as the middleware makes it: SERVER, named `{mcp.method.name} {target}`."""
+    return tracer.start_span(
+        name,
+        trace.set_span_in_context(session),
+        kind=SpanKind.SERVER,
+        attributes={SESSION_ID: session_id, MCP_METHOD_NAME: name.split()[0], **attributes},
+        start_time=start_ns,
+    )
+
+
+def record_session(
+    tracer: Tracer, session_id: str, start_ns: int = T0, *, complete: bool = True, session_type: str = "mcp"
+) -> None:
+    """Record one MCP session. Times (ms after `start_ns`) and what a replay must show:
+
+    +0 session.start (marker span and event) · +10 initialize, 2 ms · +20 tools/list, 1 ms ·
+    +30 tools/call search, 5 ms, with arguments and result, and a user span db.query at +31 for 3 ms ·
+    +40 manual event shinzo.tool_call on the session span · +50 tools/call fail, 4 ms, ValueError("boom") ·
+    +100 session.end, end reason "client_closed".
+    7 spans, 4 requests, 2 tool calls, 1 error. `complete=False` stops after the tools/list request,
+    as if the process died: the session span is never exported (3 spans, 2 requests).
+    """
+
+    def at(ms: int) -> int:
+        return start_ns + ms * MS
+
+    attributes = session_attributes(session_id, session_type)
+    session = tracer.start_span(
+        SESSION_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attributes, start_time=at(0)
+    )
+    session.add_event(SESSION_START_EVENT, {SESSION_ID: session_id}, timestamp=at(0))
+    marker_context = trace.set_span_in_context(session)
+    tracer.start_span(SESSION_START_SPAN_NAME, marker_context, attributes=attributes, start_time=at(0)).end(
+        at(0)
+    )
+    _server_span(tracer, session, session_id, "initialize", at(10), {JSONRPC_REQUEST_ID: "1"}).end(at(12))
+    _server_span(tracer, session, session_id, "tools/list", at(20), {JSONRPC_REQUEST_ID: "2"}).end(at(21))
+    if not complete:
+        return
+    search = _server_span(
+        tracer,
+        session,
+        session_id,
+        "tools/call search",
+        at(30),
+        {
+            JSONRPC_REQUEST_ID: "3",
+            GEN_AI_TOOL_NAME: "search",
+            GEN_AI_TOOL_CALL_ARGUMENTS: SEARCH_ARGUMENTS,
+            GEN_AI_TOOL_CALL_RESULT: SEARCH_RESULT,
+        },
+    )
+    user_span_context = trace.set_span_in_context(search)
+    tracer.start_span(
+        "db.query", user_span_context, attributes={SESSION_ID: session_id}, start_time=at(31)
+    ).end(at(34))
+    search.end(at(35))
+    session.add_event(
+        "shinzo.tool_call", {EVENT_TYPE: "tool_call", EVENT_INPUT: '{"step": 1}'}, timestamp=at(40)
+    )
+    fail_attributes = {JSONRPC_REQUEST_ID: "4", GEN_AI_TOOL_NAME: "fail"}
+    fail = _server_span(tracer, session, session_id, "tools/call fail", at(50), fail_attributes)
+    fail.record_exception(ValueError("boom"), timestamp=at(54))
+    fail.set_attribute(ERROR_TYPE, "ValueError")
+    fail.set_status(Status(StatusCode.ERROR, "boom"))
+    fail.end(at(54))
+    session.add_event(SESSION_END_EVENT, {SESSION_ID: session_id}, timestamp=at(100))
+    session.set_attribute(SESSION_END_REASON, "client_closed")
+    session.end(at(100))
+
+
+def finished_spans(record: Callable[[Tracer], None], service: str = SERVICE) -> tuple[ReadableSpan, ...]:
+    """The spans `record` produces on a real SDK TracerProvider, in the order they ended."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        record(provider.get_tracer("tests"))
+        return exporter.get_finished_spans()
+    finally:
+        provider.shutdown()
+
+
+def complete_summary(session_id: str, start_ns: int = T0, service: str = SERVICE) -> SessionSummary:
+    """What the store must say about `record_session(..., complete=True)`, from its docstring."""
+    return SessionSummary(
+        session_id=session_id,
+        type="mcp",
+        service=service,
+        start_ns=start_ns,
+        end_ns=start_ns + 100 * MS,
+        status="ended",
+        end_reason="client_closed",
+        counts={"spans": 7, "requests": 4, "tool_calls": 2, "errors": 1},
+        attributes={**session_attributes(session_id), SESSION_END_REASON: "client_closed"},
+    )
+
+
+def incomplete_summary(session_id: str, start_ns: int = T0) -> SessionSummary:
+    """What the store must say about `record_session(..., complete=False)`."""
+    return SessionSummary(
+        session_id=session_id,
+        type="mcp",
+        service=SERVICE,
+        start_ns=start_ns,
+        end_ns=None,
+        status="active",
+        end_reason=None,
+        counts={"spans": 3, "requests": 2, "tool_calls": 0, "errors": 0},
+        attributes=session_attributes(session_id),
+    )
+
+
+def _export(path: Path, spans: Sequence[ReadableSpan]) -> None:
+    exporter = SqliteSpanExporter(path)
+    try:
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+
+
+def _summary(path: Path, session_id: str) -> SessionSummary:
+    with SessionStore(path) as store:
+        return store.get_summary(session_id)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "sessions.db"
+
+
+def test_complete_session_is_summarised(db: Path) -> None:
+    with sqlite_tracer(db) as tracer:
+        record_session(tracer, "sess-1")
+
+    with SessionStore(db) as store:
+        summaries = store.list_sessions()
+    assert summaries == [complete_summary("sess-1")]
+    summary = summaries[0]
+    assert summary.start == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    assert summary.end == datetime(2023, 11, 14, 22, 13, 20, 100_000, tzinfo=timezone.utc)
+    assert summary.duration_seconds == pytest.approx(0.1)
+
+
+def test_incomplete_session_is_listed_as_active(db: Path) -> None:
+    with sqlite_tracer(db) as tracer:
+        record_session(tracer, "crashed", complete=False)
+
+    with SessionStore(db) as store:
+        assert store.list_sessions() == [incomplete_summary("crashed")]
+        assert store.list_sessions()[0].duration_seconds is None
+
+
+def test_spans_for_session_returns_every_span_by_start_time(db: Path) -> None:
+    with sqlite_tracer(db) as tracer:
+        record_session(tracer, "sess-1")
+        record_session(tracer, "sess-2", T0 + 10**9)
+        tracer.start_span("outside any session").end()
+
+    with SessionStore(db) as store:
+        spans = store.spans_for_session("sess-1")
+        assert store.spans_for_session("no-such-session") == []
+    assert sorted(span["name"] for span in spans) == sorted(
+        [
+            SESSION_SPAN_NAME,
+            SESSION_START_SPAN_NAME,
+            "initialize",
+            "tools/list",
+            "tools/call search",
+            "db.query",
+            "tools/call fail",
+        ]
+    )
+    starts = [span["start_ns"] for span in spans]
+    assert starts == sorted(starts)
+    assert {span["session_id"] for span in spans} == {"sess-1"}
+    assert {span["service_name"] for span in spans} == {SERVICE}
+    by_name = {span["name"]: span for span in spans}
+    session_span = by_name[SESSION_SPAN_NAME]
+    assert session_span["kind"] == "INTERNAL"
+    assert session_span["parent_span_id"] is None
+    assert [event["name"] for event in session_span["events"]] == [
+        SESSION_START_EVENT,
+        "shinzo.tool_call",
+        SESSION_END_EVENT,
+    ]
+    assert by_name[SESSION_START_SPAN_NAME]["parent_span_id"] == session_span["span_id"]
+    assert by_name[SESSION_START_SPAN_NAME]["end_ns"] == T0
+    search = by_name["tools/call search"]
+    assert search["kind"] == "SERVER"
+    assert search["parent_span_id"] == session_span["span_id"]
+    assert search["attributes"][GEN_AI_TOOL_CALL_ARGUMENTS] == SEARCH_ARGUMENTS
+    assert by_name["db.query"]["parent_span_id"] == search["span_id"]
+    assert by_name["db.query"]["trace_id"] == session_span["trace_id"]
+    assert len(session_span["trace_id"]) == 32
+    assert len(session_span["span_id"]) == 16
+    fail = by_name["tools/call fail"]
+    assert (fail["status_code"], fail["status_message"]) == ("ERROR", "boom")
+    [exception] = fail["events"]
+    assert exception["name"] == "exception"
+    assert exception["attributes"]["exception.type"] == "ValueError"
+    assert exception["attributes"]["exception.message"] == "boom"
+    assert search["resource"][SERVICE_NAME] == SERVICE
+    assert search["scope"] == "tests"
+
+
+def test_request_spans_arriving_before_the_marker(db: Path) -> None:
+    spans = {span.name: span for span in finished_spans(lambda tracer: record_session(tracer, "s"))}
+
+    _export(db, [spans["tools/list"], spans["initialize"]])
+    early = _summary(db, "s")
+    # Until the marker arrives, the earliest span (initialize, +10 ms) is the best known start.
+    assert (early.start_ns, early.type, early.status, early.attributes) == (T0 + 10 * MS, None, "active", {})
+    assert (early.counts.spans, early.counts.requests) == (2, 2)
+
+    _export(db, [spans[SESSION_START_SPAN_NAME]])
+    assert _summary(db, "s") == incomplete_summary("s")
+
+    _export(
+        db,
+        [
+            span
+            for name, span in spans.items()
+            if name not in ("initialize", "tools/list", SESSION_START_SPAN_NAME)
+        ],
+    )
+    assert _summary(db, "s") == complete_summary("s")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_arrival_order_and_batching_do_not_matter(tmp_path: Path, seed: int) -> None:
+    spans = list(finished_spans(lambda tracer: record_session(tracer, "s")))
+    rng = random.Random(seed)
+    if seed == 0:
+        spans.reverse()  # session span first, marker last
+    else:
+        rng.shuffle(spans)
+    cuts = sorted(rng.sample(range(1, len(spans)), k=seed % 4))
+    batches = [spans[start:end] for start, end in itertools.pairwise([0, *cuts, len(spans)])]
+
+    db = tmp_path / f"order-{seed}.db"
+    for batch in batches:
+        _export(db, batch)
+    assert _summary(db, "s") == complete_summary("s")
+
+
+def test_reexported_spans_are_not_counted_twice(db: Path) -> None:
+    spans = finished_spans(lambda tracer: record_session(tracer, "s"))
+    _export(db, spans)
+    _export(db, spans[:3])
+    assert _summary(db, "s") == complete_summary("s")
+    with SessionStore(db) as store:
+        assert len(store.spans_for_session("s")) == 7
+
+
+def test_batch_processor_exports_from_its_worker_thread(db: Path) -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: SERVICE}))
+    provider.add_span_processor(BatchSpanProcessor(SqliteSpanExporter(db)))
+    try:
+        record_session(provider.get_tracer("tests"), "batched")
+        assert provider.force_flush()
+    finally:
+        provider.shutdown()
+    assert _summary(db, "batched") == complete_summary("batched")
+
+
+def test_concurrent_writers_share_one_file(db: Path) -> None:
+    import threading
+
+    def write(writer: int) -> None:
+        with sqlite_tracer(db, service=f"service-{writer}") as tracer:
+            for number in range(5):
+                record_session(tracer, f"w{writer}-{number}", T0 + (writer * 5 + number) * 10**9)
+
+    threads = [threading.Thread(target=write, args=(writer,)) for writer in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    with SessionStore(db) as store:
+        summaries = store.list_sessions(SessionFilter(limit=None))
+    assert summaries == [
+        complete_summary(f"w{writer}-{number}", T0 + (writer * 5 + number) * 10**9, f"service-{writer}")
+        for writer, number in reversed(list(itertools.product(range(4), range(5))))
+    ]
+
+
+def test_end_session_ends_an_incomplete_session(db: Path) -> None:
+    spans = finished_spans(lambda tracer: record_session(tracer, "s"))
+    early = [span for span in spans if span.name in (SESSION_START_SPAN_NAME, "initialize", "tools/list")]
+    _export(db, early)
+
+    with SessionStore(db) as store:
+        assert store.end_session("s", T0 + 5 * 10**9, reason="stale") is True
+        ended = store.get_summary("s")
+        assert store.end_session("s", reason="again") is False
+        assert store.get_summary("s") == ended
+    assert ended == incomplete_summary("s").model_copy(
+        update={"end_ns": T0 + 5 * 10**9, "status": "ended", "end_reason": "stale"}
+    )
+    assert ended.duration_seconds == pytest.approx(5.0)
+
+    # The session span turning up later is the better witness: it replaces the manual end.
+    _export(db, [span for span in spans if span not in early])
+    assert _summary(db, "s") == complete_summary("s")
+
+
+def test_end_session_defaults_to_now(db: Path) -> None:
+    _export(db, finished_spans(lambda tracer: record_session(tracer, "s", complete=False)))
+    with SessionStore(db) as store:
+        assert store.end_session("s") is True
+        summary = store.get_summary("s")
+    assert summary.end_ns is not None
+    assert summary.end_ns > T0 + 10**9 * 3600  # "now" is years after T0
+    assert summary.end_reason == "manual"
+
+
+def test_end_session_rejects_unknown_sessions_and_ends_before_start(db: Path) -> None:
+    _export(db, finished_spans(lambda tracer: record_session(tracer, "s", complete=False)))
+    with SessionStore(db) as store:
+        with pytest.raises(SessionNotFoundError, match="no-such"):
+            store.end_session("no-such")
+        with pytest.raises(ValueError, match="before the start"):
+            store.end_session("s", T0 - 1)
+        assert store.get_summary("s").status == "active"
+
+
+def test_list_sessions_filters_and_limits(db: Path) -> None:
+    with sqlite_tracer(db, service="alpha") as alpha, sqlite_tracer(db, service="beta") as beta:
+        record_session(alpha, "a", T0)
+        record_session(beta, "b", T0 + 10**9, session_type="admin_shell")
+        record_session(alpha, "c", T0 + 2 * 10**9, complete=False)
+
+    def ids(**filters: object) -> list[str]:
+        with SessionStore(db) as store:
+            return [
+                summary.session_id for summary in store.list_sessions(SessionFilter.model_validate(filters))
+            ]
+
+    second = datetime(2023, 11, 14, 22, 13, 21)  # naive: UTC, T0 + 1 s
+    assert ids() == ["c", "b", "a"]
+    assert ids(limit=2) == ["c", "b"]
+    assert ids(session_type="admin_shell") == ["b"]
+    assert ids(service="alpha") == ["c", "a"]
+    assert ids(status="active") == ["c"]
+    assert ids(status="ended", service="alpha") == ["a"]
+    assert ids(started_after=second) == ["c", "b"]
+    assert ids(started_before=second) == ["a"]
+    assert ids(
+        started_after=second.replace(tzinfo=timezone.utc), started_before=second.replace(second=22)
+    ) == ["b"]
+
+
+def test_spans_outside_sessions_are_stored_but_make_no_session(db: Path) -> None:
+    with sqlite_tracer(db) as tracer:
+        tracer.start_span("background job").end()
+    with SessionStore(db) as store:
+        assert store.list_sessions() == []
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT name, session_id FROM spans").fetchall() == [
+            ("background job", None)
+        ]
+
+
+def test_schema_version_wal_and_indexes(db: Path) -> None:
+    with sqlite_tracer(db) as tracer:
+        record_session(tracer, "s")
+    connection = sqlite3.connect(db)
+    try:
+        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+        def indexed(table: str) -> set[tuple[str, ...]]:
+            return {
+                tuple(column for _, _, column in connection.execute(f"PRAGMA index_info('{name}')"))
+                for _, name, *_ in connection.execute(f"PRAGMA index_list('{table}')")
+            }
+
+        assert {("session_id", "start_ns"), ("trace_id", "span_id")} <= indexed("spans")
+        sessions_indexes = indexed("sessions")
+        assert ("start_ns",) in sessions_indexes
+        assert any(columns[0] == "service_name" for columns in sessions_indexes)
+    finally:
+        connection.close()
+
+
+def test_default_store_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(SHINZO_STORE_PATH, raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    assert default_store_path() == tmp_path / "home/.local/share/shinzo-otel/sessions.db"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/is/ignored")
+    assert default_store_path() == tmp_path / "home/.local/share/shinzo-otel/sessions.db"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_store_path() == tmp_path / "data/shinzo-otel/sessions.db"
+    monkeypatch.setenv(SHINZO_STORE_PATH, str(tmp_path / "explicit.db"))
+    assert default_store_path() == tmp_path / "explicit.db"
+    assert not (tmp_path / "data").exists()
+
+    spans = finished_spans(lambda tracer: record_session(tracer, "s"))
+    exporter = SqliteSpanExporter()  # no path: the environment decides, at construction
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert _summary(tmp_path / "explicit.db", "s") == complete_summary("s")
+
+
+def test_exporter_creates_missing_parent_directories(tmp_path: Path) -> None:
+    db = tmp_path / "a" / "b" / "sessions.db"
+    _export(db, finished_spans(lambda tracer: record_session(tracer, "s")))
+    assert _summary(db, "s") == complete_summary("s")
+
+
+def test_export_failures_are_reported_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spans = finished_spans(lambda tracer: record_session(tracer, "s"))
+
+    unwritable = SqliteSpanExporter(tmp_path)  # a directory, not a database file
+    assert unwritable.export(spans) is SpanExportResult.FAILURE
+    unwritable.shutdown()
+
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    exporter = SqliteSpanExporter(newer)
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+    exporter.shutdown()
+
+    closed = SqliteSpanExporter(tmp_path / "closed.db")
+    closed.shutdown()
+    assert closed.export(spans) is SpanExportResult.FAILURE
+    assert not (tmp_path / "closed.db").exists()
+    assert "session store" in caplog.text
+
+
+def test_session_store_refuses_what_is_not_a_store(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(SourceUnavailableError, match="no session store at"):
+        SessionStore(missing)
+    assert not missing.exists()
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SourceUnavailableError, match=r"garbage\.db"):
+        SessionStore(garbage)
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    empty.touch()
+    with pytest.raises(SourceUnavailableError, match="not a shinzo-otel session store"):
+        SessionStore(empty)

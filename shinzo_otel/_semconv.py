@@ -82,3 +82,10 @@ SESSION_DURATION_BUCKETS: Final = (
 """The semconv buckets extended past 300 s to a week: sessions often last hours."""
 
 INSTRUMENTATION_NAME: Final = "shinzo_otel"
+
+# --- The processor's own metrics (semconv otel/sdk-metrics.md, SDK self-observability) ------------
+OTEL_SDK_PROCESSOR_SPAN_PROCESSED: Final = "otel.sdk.processor.span.processed"
+OTEL_SDK_PROCESSOR_SPAN_QUEUE_SIZE: Final = "otel.sdk.processor.span.queue.size"
+OTEL_SDK_PROCESSOR_SPAN_QUEUE_CAPACITY: Final = "otel.sdk.processor.span.queue.capacity"
+OTEL_COMPONENT_TYPE: Final = "otel.component.type"
+OTEL_COMPONENT_NAME: Final = "otel.component.name"

@@ -21,7 +21,9 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
 )
 from opentelemetry.util.re import parse_env_headers
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shinzo_otel.privacy import PrivacyRules
 
 ExporterProtocol = Literal["grpc", "http/protobuf"]
 
@@ -82,17 +84,22 @@ class ShinzoConfig(BaseModel):
             messages and event payloads. Default False: none of them is recorded at all.
         store_path (str | None): SQLite file of the embedded store; default `SHINZO_STORE_PATH`, then
             `$XDG_DATA_HOME/shinzo-otel/sessions.db`.
-        schedule_delay_millis (int): export at least this often; default 5000 (seed 000: every 5 s).
-        max_export_batch_size (int): export as soon as this many spans wait; default 512. The seed's 10
-            is accepted but makes one export per 10 spans, which caps throughput at high call rates.
-        max_queue_size (int): spans waiting for export before new ones are dropped; default 2048.
-        export_timeout_millis (int): bound of one OTLP export call; default 10000.
+        schedule_delay_millis, max_export_batch_size, max_queue_size, export_timeout_millis (int):
+            batching; defaults `OTEL_BSP_*`, else 5000 ms (seed 000: every 5 s), 512, 2048, 10000 ms.
+            The seed's batch size of 10 is accepted but caps throughput at high call rates.
+        retry_buffer_max_spans, retry_buffer_max_bytes (int): bound of the buffer that keeps spans of
+            failed exports for retry; defaults `SHINZO_RETRY_BUFFER_MAX_*`, else 8192 and 32 MiB.
+        circuit_breaker_failures, circuit_breaker_open_millis (int): consecutive failures that stop
+            exports, and for how long before a probe; defaults `SHINZO_CIRCUIT_BREAKER_*`, else 3 and
+            60000 (seed 002).
+        privacy (PrivacyRules | dict | None): redaction rules, or the keyword arguments of
+            `PrivacyRules.from_env`; default the built-in patterns plus `SHINZO_REDACT_*` variables.
 
     Raises:
         ValueError: an unknown key or a bad value; the message names the key.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     server_name: str = Field(min_length=1)
     server_version: str = "0.0.0"
@@ -101,14 +108,30 @@ class ShinzoConfig(BaseModel):
     exporter_auth: ExporterAuth | None = None
     enable_argument_collection: bool = False
     store_path: str | None = None
-    schedule_delay_millis: int = Field(default=5000, gt=0)
-    max_export_batch_size: int = Field(default=512, gt=0)
-    max_queue_size: int = Field(default=2048, gt=0)
-    export_timeout_millis: int = Field(default=10000, gt=0)
+    schedule_delay_millis: int | None = Field(default=None, gt=0)
+    max_export_batch_size: int | None = Field(default=None, gt=0)
+    max_queue_size: int | None = Field(default=None, gt=0)
+    export_timeout_millis: int | None = Field(default=None, gt=0)
+    retry_buffer_max_spans: int | None = Field(default=None, gt=0)
+    retry_buffer_max_bytes: int | None = Field(default=None, gt=0)
+    circuit_breaker_failures: int | None = Field(default=None, gt=0)
+    circuit_breaker_open_millis: int | None = Field(default=None, gt=0)
+    privacy: PrivacyRules | None = None
+
+    @field_validator("privacy", mode="before")
+    @classmethod
+    def _privacy_rules(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return PrivacyRules.from_env(**dict(value))
+        return value
 
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> ShinzoConfig:
-        if self.max_export_batch_size > self.max_queue_size:
+        if (
+            self.max_export_batch_size
+            and self.max_queue_size
+            and self.max_export_batch_size > self.max_queue_size
+        ):
             raise ValueError("max_export_batch_size must be <= max_queue_size")
         return self
 

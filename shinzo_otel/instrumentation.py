@@ -12,12 +12,14 @@ import anyio.to_thread
 from mcp.server._otel import OpenTelemetryMiddleware
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
-from shinzo_otel._export import build_span_exporter
+from shinzo_otel._export import build_metric_exporter, build_span_exporter
 from shinzo_otel._mcp_internals import lowlevel_server, server_middleware
 from shinzo_otel._middleware import ShinzoMiddleware
 from shinzo_otel.config import ShinzoConfig
@@ -96,6 +98,7 @@ class Observability:
         config: ShinzoConfig,
         tracer_provider: TracerProvider,
         owns_provider: bool,
+        meter_provider: MeterProvider | None,
         processor: ShinzoSpanProcessor,
         middleware: ShinzoMiddleware,
         sessions: SessionManager,
@@ -108,10 +111,13 @@ class Observability:
         )
         self.sessions = sessions
         self._owns_provider = owns_provider
+        self._owned_meter_provider = meter_provider
         self._middleware = middleware
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export every finished span now; blocks up to `timeout_millis`. False if it could not."""
+        """Export every finished span (and our metrics) now; blocks. False if spans are still waiting."""
+        if isinstance(self._owned_meter_provider, SdkMeterProvider):
+            self._owned_meter_provider.force_flush(timeout_millis)
         return self.processor.force_flush(timeout_millis)
 
     async def shutdown(self) -> None:
@@ -125,6 +131,11 @@ class Observability:
             await anyio.to_thread.run_sync(self.tracer_provider.shutdown)
         else:
             await anyio.to_thread.run_sync(self.processor.shutdown)
+        with _lock:
+            if _processors.get(self.tracer_provider) is self.processor:
+                del _processors[self.tracer_provider]
+        if isinstance(self._owned_meter_provider, SdkMeterProvider):
+            await anyio.to_thread.run_sync(self._owned_meter_provider.shutdown)
 
 
 def _resolve_tracer_provider(
@@ -145,8 +156,23 @@ def _resolve_tracer_provider(
     return provider, True
 
 
-def _histograms(meter_provider: MeterProvider | None) -> tuple[Histogram, Histogram]:
-    meter = (meter_provider or metrics.get_meter_provider()).get_meter(sc.INSTRUMENTATION_NAME, _VERSION)
+def _resolve_meter_provider(
+    config: ShinzoConfig, meter_provider: MeterProvider | None, resource: Resource
+) -> tuple[MeterProvider, bool]:
+    """The host's MeterProvider (passed in or the global SDK one), else ours over OTLP when an endpoint
+    is configured (not made global: the host's metrics are the host's business), else the global
+    no-op. The embedded store keeps traces only. Returns the provider and whether we created it."""
+    if meter_provider is not None:
+        return meter_provider, False
+    global_provider = metrics.get_meter_provider()
+    if isinstance(global_provider, SdkMeterProvider) or config.resolved_endpoint() is None:
+        return global_provider, False
+    reader = PeriodicExportingMetricReader(build_metric_exporter(config))
+    return SdkMeterProvider(resource=resource, metric_readers=[reader]), True
+
+
+def _histograms(meter_provider: MeterProvider) -> tuple[Histogram, Histogram]:
+    meter = meter_provider.get_meter(sc.INSTRUMENTATION_NAME, _VERSION)
     operation = meter.create_histogram(
         sc.MCP_SERVER_OPERATION_DURATION,
         unit="s",
@@ -180,8 +206,9 @@ def instrument_server(
         config: the seed 000 config dict, or a `ShinzoConfig` (see its keys and defaults).
         tracer_provider: the provider to use. Default: the configured global SDK provider; when
             there is none, a new one (service.name = server_name) that is also made global.
-        meter_provider: the provider of `mcp.server.operation.duration` and
-            `mcp.server.session.duration`. Default: the global one (a no-op until configured).
+        meter_provider: the provider of `mcp.server.operation.duration`,
+            `mcp.server.session.duration` and the processor's own counters. Default: the global SDK
+            one; when there is none and an OTLP endpoint is configured, one of ours exporting there.
 
     Returns:
         The `Observability` handle. A second call on the same server returns the first handle and
@@ -199,15 +226,24 @@ def instrument_server(
         if existing is not None:
             return existing
         provider, owns_provider = _resolve_tracer_provider(resolved, tracer_provider)
+        meter_provider, owns_meter_provider = _resolve_meter_provider(
+            resolved, meter_provider, provider.resource
+        )
         processor = _processors.get(provider)
         if processor is None:
             processor = ShinzoSpanProcessor(
                 build_span_exporter(resolved),
                 capture_content=resolved.enable_argument_collection,
+                privacy=resolved.privacy,
                 schedule_delay_millis=resolved.schedule_delay_millis,
                 max_export_batch_size=resolved.max_export_batch_size,
                 max_queue_size=resolved.max_queue_size,
                 export_timeout_millis=resolved.export_timeout_millis,
+                retry_buffer_max_spans=resolved.retry_buffer_max_spans,
+                retry_buffer_max_bytes=resolved.retry_buffer_max_bytes,
+                circuit_breaker_failures=resolved.circuit_breaker_failures,
+                circuit_breaker_open_millis=resolved.circuit_breaker_open_millis,
+                meter_provider=meter_provider,
             )
             provider.add_span_processor(processor)
             _processors[provider] = processor
@@ -222,7 +258,15 @@ def instrument_server(
         )
         middleware_list[:] = [m for m in middleware_list if not isinstance(m, OpenTelemetryMiddleware)]
         middleware_list.insert(0, middleware)
-        observability = Observability(resolved, provider, owns_provider, processor, middleware, sessions)
+        observability = Observability(
+            resolved,
+            provider,
+            owns_provider,
+            meter_provider if owns_meter_provider else None,
+            processor,
+            middleware,
+            sessions,
+        )
         _instrumented[key] = observability
         return observability
 

@@ -166,8 +166,11 @@ DEFAULT_VALUE_PATTERNS: Final[Mapping[str, str]] = MappingProxyType(
     {
         # RFC 7235 credentials after an Authorization header name, scheme included.
         "authorization_header": r"""(?i:authorization)['"]?\s*[=:]\s*['"]?(?:[A-Za-z]+\s+)?[^\s,;&'"]+""",
-        # RFC 6750 b64token; at least 16 characters so that prose ("bearer authentication") survives.
-        "bearer_token": r"\b(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*",
+        # RFC 6750 b64token: 16 or more characters, or any length with a digit in it, so that prose
+        # ("bearer authentication") survives while short tokens ("Bearer 0a1b2c") do not.
+        "bearer_token": (
+            r"\b(?i:bearer)\s+(?:[A-Za-z0-9._~+/-]{16,}|[A-Za-z._~+/-]*[0-9][A-Za-z0-9._~+/-]*)=*"
+        ),
         # RFC 7519 JWS compact form: base64url('{"...') . base64url('{"...') . signature.
         "jwt": r"\beyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*",
         # key=value, key: value, 'key': 'value' in free text (exception messages, query strings, reprs).
@@ -477,7 +480,8 @@ def _passes_luhn(text: str) -> bool:
     return total % 10 == 0
 
 
-def _is_content_key(key: str) -> bool:
+def is_content_key(key: str) -> bool:
+    """Whether `key` carries tool content (arguments, results, prompt variables, event payloads)."""
     return key in _CONTENT_KEYS or key.startswith(_CONTENT_KEY_PREFIXES)
 
 
@@ -639,7 +643,7 @@ class Scrubber:
         result: dict[str, AnyValue] = {}
         changed = False
         for key, value in attributes.items():
-            if blocked and _is_content_key(key):
+            if blocked and is_content_key(key):
                 redacted.append(key)
                 changed = True
                 continue

@@ -244,7 +244,9 @@ def test_keys_left_alone(scrubber: Scrubber, key: str, value: AnyValue) -> None:
         pytest.param("card 4111111111111112", id="16 digits failing Luhn"),
         pytest.param("at 1700000000000", id="epoch milliseconds start with 1, outside the card ranges"),
         pytest.param("commit 9fceb02d0ae598e95dc970b74767f19372d61af8", id="a git sha is not a secret"),
-        pytest.param("Bearer authentication is required", id="prose: no 16-character b64token after Bearer"),
+        pytest.param(
+            "Bearer authentication is required", id="prose: no digit and under 16 characters after Bearer"
+        ),
         pytest.param("max_tokens=100", id="tokens= is not token="),
         pytest.param("the password must have 8 characters", id="a secret word without an assigned value"),
         pytest.param("see https://example.com/docs?page=2", id="a URL without userinfo"),
@@ -258,6 +260,14 @@ def test_values_left_alone(scrubber: Scrubber, text: str) -> None:
 
 
 # --- Luhn, JSON recursion, size cap -----------------------------------------------------------------
+
+
+def test_short_bearer_token_with_a_digit_is_redacted(scrubber: Scrubber) -> None:
+    # Found by the end-to-end property test: a 12-character token has no 16 characters to match.
+    assert scrubber.scrub_value("message", "refused Bearer 000000000000 today") == (
+        "refused [REDACTED] today",
+        ("message",),
+    )
 
 
 def test_luhn_valid_card_is_redacted_and_invalid_one_is_not(scrubber: Scrubber) -> None:

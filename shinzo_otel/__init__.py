@@ -5,6 +5,7 @@ stamps `session.id` on every span created in a session, and exports through `Shi
 over OTLP (or to the embedded store the `shinzo-otel` CLI reads).
 """
 
+from shinzo_otel import session_resolvers
 from shinzo_otel.config import ExporterAuth, ShinzoConfig
 from shinzo_otel.instrumentation import (
     McpServerInstrumentation,
@@ -26,5 +27,6 @@ __all__ = [
     "ShinzoConfig",
     "ShinzoSpanProcessor",
     "instrument_server",
+    "session_resolvers",
     "uninstrument_server",
 ]

@@ -7,6 +7,8 @@ the request-scoped dispatch context. See ../shared/notes/mcp2.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from mcp.server.connection import Connection
@@ -36,7 +38,8 @@ def server_middleware(server: Any) -> list[Any]:
     Raises:
         TypeError: `server` is none of these.
     """
-    for candidate in (server, getattr(server, "_mcp_server", None)):
+    # FastMCP 4's own `.middleware` is its FastMCP-level chain; the SDK's is on `_mcp_server`.
+    for candidate in (getattr(server, "_mcp_server", None), server):
         middleware = getattr(candidate, "middleware", None)
         if isinstance(middleware, list):
             return middleware
@@ -52,3 +55,19 @@ def lowlevel_server(server: Any) -> Any:
         if inner is not None:
             return inner
     return server
+
+
+def fastmcp_native_tracing_off(server: Any) -> Callable[[], AbstractContextManager[object]] | None:
+    """For a FastMCP 4 server, its `suppress_fastmcp_telemetry` (native SERVER spans off in the
+    current context only, so other servers in the process keep theirs); None for other servers.
+
+    Inside our SERVER span FastMCP's propagation-only mode is transparent: its `_meta` extraction
+    keeps an already-valid current span (`fastmcp.telemetry.extract_trace_context`).
+    """
+    if not type(server).__module__.startswith("fastmcp"):
+        return None
+    try:
+        from fastmcp.telemetry import suppress_fastmcp_telemetry
+    except ImportError:  # a FastMCP without the switch: its spans stay (documented)
+        return None
+    return suppress_fastmcp_telemetry

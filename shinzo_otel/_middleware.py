@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from mcp.server.connection import Connection
@@ -27,7 +28,8 @@ from pydantic import ValidationError
 
 from shinzo_otel import _semconv as sc
 from shinzo_otel._mcp_internals import DIRECT_TRANSPORT_KIND, connection_of, transport_kind
-from shinzo_otel.sessions import _CURRENT_SESSION, Session, SessionManager, SessionType
+from shinzo_otel.session_resolvers import SessionResolver
+from shinzo_otel.sessions import _CURRENT_SESSION, LogicalSessions, Session, SessionManager, SessionType
 
 _logger = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ class ShinzoMiddleware:
         sessions: starts and ends session spans.
         capture_content: record arguments, results, prompt variables and tool error messages.
         operation_duration: histogram `mcp.server.operation.duration` (seconds), or None.
+        session_resolver: maps requests without a session of their own to a logical session key.
+        logical_sessions: the logical sessions of `session_resolver` (required with it).
+        around_call: a context manager entered around the rest of the chain (FastMCP 4: its
+            `suppress_fastmcp_telemetry`, so its native SERVER span does not double ours).
     """
 
     def __init__(
@@ -88,11 +94,17 @@ class ShinzoMiddleware:
         *,
         capture_content: bool,
         operation_duration: Histogram | None,
+        session_resolver: SessionResolver | None = None,
+        logical_sessions: LogicalSessions | None = None,
+        around_call: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         self._tracer = tracer
         self._sessions = sessions
         self._capture_content = capture_content
         self._operation_duration = operation_duration
+        self._session_resolver = session_resolver
+        self._logical_sessions = logical_sessions
+        self._around_call = around_call
         self.manual_session: Session | None = None
         """The process-level session of `enable_session_tracking`, set by the instrumentation."""
         self.manual_stamp: Mapping[str, AttributeValue] = {}
@@ -105,7 +117,11 @@ class ShinzoMiddleware:
         session_token = _CURRENT_SESSION.set(operation.session)
         context_token = otel_context.attach(trace.set_span_in_context(operation.span))
         try:
-            result = await call_next(ctx)
+            if self._around_call is None:
+                result = await call_next(ctx)
+            else:
+                with self._around_call():
+                    result = await call_next(ctx)
         except BaseException as exc:
             self._finish(operation, None, exc)
             raise
@@ -145,6 +161,10 @@ class ShinzoMiddleware:
             parent = session.parent_context if session is not None else None
         elif session is not None:
             links.append(Link(session.span.get_span_context()))
+        ambient = trace.get_current_span().get_span_context()
+        if parent is not None and ambient.is_valid:
+            # An enclosing span (e.g. the ASGI HTTP server span) that is not our parent is linked.
+            links.append(Link(ambient))
         span = self._tracer.start_span(
             f"{method} {target}" if target else method,
             context=parent,
@@ -209,24 +229,45 @@ class ShinzoMiddleware:
         1. the protocol session (`Connection.session_id`, SSE `session_id` query parameter);
         2. a connection-scoped session minted at the `initialize` handshake of a non-HTTP connection
            (stdio, in-memory), unless a manual session is open: that one is the client's session;
-        3. the manual (process-level) session;
-        4. none.
+        3. a logical session from the session resolver (stateless traffic);
+        4. the manual (process-level) session;
+        5. none.
         """
         connection = connection_of(ctx)
         if connection is None:
-            return self.manual_session
+            return self._session_without_connection(ctx, attributes)
         session = connection.state.get(_SESSION_STATE_KEY)
         if isinstance(session, Session):
             return None if session.ended else session
         protocol_session_id = connection.session_id or _sse_session_id(ctx)
         if protocol_session_id is None and not (ctx.method == "initialize" and ctx.request is None):
-            return self.manual_session
+            return self._session_without_connection(ctx, attributes)
         if protocol_session_id is None and self.manual_session is not None:
             connection.state[_SESSION_STATE_KEY] = self.manual_session
             return self.manual_session
         session = self._start_connection_session(ctx, connection, protocol_session_id, attributes)
         connection.state[_SESSION_STATE_KEY] = session
         return session
+
+    def _session_without_connection(
+        self, ctx: ServerRequestContext[Any, Any], request_attributes: Mapping[str, AttributeValue]
+    ) -> Session | None:
+        if self._session_resolver is not None and self._logical_sessions is not None:
+            try:
+                key = self._session_resolver(ctx)
+            except Exception:
+                _logger.debug(
+                    "session resolver raised; request left without a logical session", exc_info=True
+                )
+                key = None
+            if key is not None:
+                attributes = {
+                    k: request_attributes[k]
+                    for k in (sc.MCP_PROTOCOL_VERSION, sc.NETWORK_TRANSPORT)
+                    if k in request_attributes
+                }
+                return self._logical_sessions.session_for(key, attributes, self.manual_stamp)
+        return self.manual_session
 
     def _start_connection_session(
         self,

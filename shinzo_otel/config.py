@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from opentelemetry.sdk.environment_variables import (
@@ -94,6 +94,12 @@ class ShinzoConfig(BaseModel):
             60000 (seed 002).
         privacy (PrivacyRules | dict | None): redaction rules, or the keyword arguments of
             `PrivacyRules.from_env`; default the built-in patterns plus `SHINZO_REDACT_*` variables.
+        session_resolver (callable | None): logical sessions for stateless traffic (2026-07-28 era,
+            `stateless_http=True`): `(ServerRequestContext) -> key | None`; see
+            `shinzo_otel.session_resolvers` for built-ins. Default None: stateless requests stay
+            standalone traces with no session id.
+        session_idle_timeout_millis (int): a logical session with no request for this long ends;
+            default 1800000 (30 min, the mcp SDK's HTTP session idle timeout).
 
     Raises:
         ValueError: an unknown key or a bad value; the message names the key.
@@ -117,6 +123,8 @@ class ShinzoConfig(BaseModel):
     circuit_breaker_failures: int | None = Field(default=None, gt=0)
     circuit_breaker_open_millis: int | None = Field(default=None, gt=0)
     privacy: PrivacyRules | None = None
+    session_resolver: Callable[[Any], str | None] | None = None
+    session_idle_timeout_millis: int = Field(default=30 * 60 * 1000, gt=0)
 
     @field_validator("privacy", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Mapping
@@ -11,7 +12,9 @@ from typing import Any
 import anyio.to_thread
 from mcp.server._otel import OpenTelemetryMiddleware
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
 from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.environment_variables import OTEL_SDK_DISABLED
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -20,11 +23,11 @@ from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
 from shinzo_otel._export import build_metric_exporter, build_span_exporter
-from shinzo_otel._mcp_internals import lowlevel_server, server_middleware
+from shinzo_otel._mcp_internals import fastmcp_native_tracing_off, lowlevel_server, server_middleware
 from shinzo_otel._middleware import ShinzoMiddleware
 from shinzo_otel.config import ShinzoConfig
 from shinzo_otel.processor import ShinzoSpanProcessor
-from shinzo_otel.sessions import SessionManager, SessionTracker, SessionType
+from shinzo_otel.sessions import LogicalSessions, SessionManager, SessionTracker, SessionType
 
 _logger = logging.getLogger(__name__)
 _VERSION = "0.1.0"
@@ -87,7 +90,8 @@ class Observability:
 
     Attributes:
         instrumentation: the seed's session API.
-        processor: our span processor on `tracer_provider`.
+        processor: our span processor on `tracer_provider`; None when instrumentation is disabled
+            (`OTEL_SDK_DISABLED`, `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`): then nothing is recorded.
         tracer_provider: the host's provider, or the one we created when there was none.
         config: the validated configuration.
         sessions: starts and ends session spans on this pipeline (admin shell tracking uses it).
@@ -96,12 +100,13 @@ class Observability:
     def __init__(
         self,
         config: ShinzoConfig,
-        tracer_provider: TracerProvider,
+        tracer_provider: trace.TracerProvider,
         owns_provider: bool,
         meter_provider: MeterProvider | None,
-        processor: ShinzoSpanProcessor,
+        processor: ShinzoSpanProcessor | None,
         middleware: ShinzoMiddleware,
         sessions: SessionManager,
+        logical_sessions: LogicalSessions | None = None,
     ) -> None:
         self.config = config
         self.tracer_provider = tracer_provider
@@ -113,29 +118,50 @@ class Observability:
         self._owns_provider = owns_provider
         self._owned_meter_provider = meter_provider
         self._middleware = middleware
+        self._logical_sessions = logical_sessions
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export every finished span (and our metrics) now; blocks. False if spans are still waiting."""
         if isinstance(self._owned_meter_provider, SdkMeterProvider):
             self._owned_meter_provider.force_flush(timeout_millis)
-        return self.processor.force_flush(timeout_millis)
+        return self.processor is None or self.processor.force_flush(timeout_millis)
 
     async def shutdown(self) -> None:
         """End every open session, flush, and stop exporting (off the event loop).
 
         Leaves the host's TracerProvider running; shuts down the provider only when we created it.
         """
+        if self._logical_sessions is not None:
+            self._logical_sessions.close()
         self.sessions.end_all("shutdown")
         await self.instrumentation.complete_session()
-        if self._owns_provider:
+        if self.processor is None:
+            return
+        if self._owns_provider and isinstance(self.tracer_provider, TracerProvider):
             await anyio.to_thread.run_sync(self.tracer_provider.shutdown)
         else:
             await anyio.to_thread.run_sync(self.processor.shutdown)
         with _lock:
-            if _processors.get(self.tracer_provider) is self.processor:
+            if (
+                isinstance(self.tracer_provider, TracerProvider)
+                and _processors.get(self.tracer_provider) is self.processor
+            ):
                 del _processors[self.tracer_provider]
         if isinstance(self._owned_meter_provider, SdkMeterProvider):
             await anyio.to_thread.run_sync(self._owned_meter_provider.shutdown)
+
+
+INSTRUMENTATION_ENTRY_POINT = "shinzo_mcp"
+"""Our name in `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` and the `opentelemetry_instrumentor` group."""
+
+
+def _disabled() -> bool:
+    """The OTel conventions: `OTEL_SDK_DISABLED=true`, or our name (or `*`) in
+    `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` (comma-separated)."""
+    if os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true":
+        return True
+    names = {name.strip() for name in os.environ.get(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "").split(",")}
+    return INSTRUMENTATION_ENTRY_POINT in names or "*" in names
 
 
 def _resolve_tracer_provider(
@@ -214,12 +240,21 @@ def instrument_server(
         The `Observability` handle. A second call on the same server returns the first handle and
         changes nothing.
 
+    Off switch: with `OTEL_SDK_DISABLED=true`, or `shinzo_mcp` in
+    `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`, the server is left untouched and the handle records
+    nothing.
+
     Raises:
         ValueError: the config has an unknown key or a bad value (the message names the key).
         TypeError: `server` is not an MCP server.
     """
     resolved = ShinzoConfig.coerce(config)
     middleware_list = server_middleware(server)
+    if _disabled():
+        _logger.info("shinzo_otel instrumentation is disabled by the environment; %r left as is", server)
+        sessions = SessionManager(trace.NoOpTracer())
+        inert = ShinzoMiddleware(trace.NoOpTracer(), sessions, capture_content=False, operation_duration=None)
+        return Observability(resolved, trace.NoOpTracerProvider(), False, None, None, inert, sessions)
     key = lowlevel_server(server)
     with _lock:
         existing = _instrumented.get(key)
@@ -250,11 +285,19 @@ def instrument_server(
         operation_duration, session_duration = _histograms(meter_provider)
         tracer = provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION)
         sessions = SessionManager(tracer, session_duration, on_boundary=processor.request_flush)
+        logical_sessions = (
+            LogicalSessions(sessions, resolved.session_idle_timeout_millis / 1000)
+            if resolved.session_resolver is not None
+            else None
+        )
         middleware = ShinzoMiddleware(
             tracer,
             sessions,
             capture_content=resolved.enable_argument_collection,
             operation_duration=operation_duration,
+            session_resolver=resolved.session_resolver,
+            logical_sessions=logical_sessions,
+            around_call=fastmcp_native_tracing_off(server),
         )
         middleware_list[:] = [m for m in middleware_list if not isinstance(m, OpenTelemetryMiddleware)]
         middleware_list.insert(0, middleware)
@@ -266,6 +309,7 @@ def instrument_server(
             processor,
             middleware,
             sessions,
+            logical_sessions,
         )
         _instrumented[key] = observability
         return observability

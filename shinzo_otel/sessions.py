@@ -321,3 +321,56 @@ class SessionTracker:
     async def complete(self) -> None:
         """End the session and flush its spans (called by `complete_session`)."""
         self._manager.end(self._session, "completed")
+
+
+class LogicalSessions:
+    """Logical sessions of stateless traffic, keyed by a session resolver's key, ended when idle.
+
+    Args:
+        manager: starts and ends the session spans.
+        idle_timeout_seconds: a session with no request for this long ends (`idle_timeout`).
+
+    The keys are never exported; each session gets a fresh `session.id`. A background thread, started
+    with the first session, ends idle sessions; `close()` stops it.
+    """
+
+    def __init__(self, manager: SessionManager, idle_timeout_seconds: float) -> None:
+        self._manager = manager
+        self._idle_timeout = idle_timeout_seconds
+        self._sessions: dict[str, tuple[Session, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+
+    def session_for(
+        self, key: str, attributes: Mapping[str, AttributeValue], stamp: Mapping[str, AttributeValue]
+    ) -> Session:
+        """The open session of `key`, or a new one; marks it active now."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._sessions.get(key)
+            if entry is not None and not entry[0].ended:
+                session = entry[0]
+            else:
+                session = self._manager.start(SessionType.LOGICAL, attributes=attributes, stamp=stamp)
+            self._sessions[key] = (session, now)
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="ShinzoIdleSessions", daemon=True)
+                self._reaper.start()
+        return session
+
+    def close(self) -> None:
+        """Stop ending idle sessions (the manager's `end_all` ends the open ones)."""
+        self._stop.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=1)
+
+    def _reap(self) -> None:
+        interval = min(1.0, self._idle_timeout / 4)
+        while not self._stop.wait(interval):
+            deadline = time.monotonic() - self._idle_timeout
+            with self._lock:
+                idle = [key for key, (_, last) in self._sessions.items() if last <= deadline]
+                expired = [self._sessions.pop(key)[0] for key in idle]
+            for session in expired:
+                self._manager.end(session, "idle_timeout")

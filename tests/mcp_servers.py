@@ -106,3 +106,16 @@ async def wait_for_spans(
 def spans_named(spans: list[ReceivedSpan], name: str) -> list[ReceivedSpan]:
     """The spans called `name`."""
     return [span for span in spans if span.name == name]
+
+
+def make_fastmcp_server(name: str = "fastmcp-server") -> Any:
+    """A standalone FastMCP 4 server with an `echo` tool."""
+    from fastmcp import FastMCP
+
+    server = FastMCP(name)
+
+    @server.tool
+    def echo(text: str) -> str:
+        return text
+
+    return server

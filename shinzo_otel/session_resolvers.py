@@ -1,0 +1,66 @@
+"""Session resolvers: logical sessions for stateless traffic (DESIGN.md "Sessions", step 3).
+
+The 2026-07-28 protocol era and `stateless_http=True` have no protocol session: every request is
+its own connection. A resolver maps a request to a stable key (a `_meta` entry, a header, the
+authenticated subject); requests with the same key share one logical session, which ends after
+`session_idle_timeout_millis` without requests. The key itself is never exported (it may be a user
+identity); the session gets a fresh `session.id`.
+
+Pass one as config `session_resolver`; without one, stateless requests stay standalone traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.context import ServerRequestContext
+
+SessionResolver = Callable[[ServerRequestContext[Any, Any]], "str | None"]
+"""`(request context) -> session key or None`. Called on the request path: keep it cheap. An
+exception counts as None."""
+
+
+def meta_key(key: str) -> SessionResolver:
+    """Resolve by a string entry of the request's `params._meta` (e.g. a client-chosen session key).
+
+    Args:
+        key: the `_meta` key, e.g. `"com.example/sessionKey"`.
+    """
+
+    def resolve(ctx: ServerRequestContext[Any, Any]) -> str | None:
+        value = (ctx.meta or {}).get(key)
+        return value if isinstance(value, str) and value else None
+
+    return resolve
+
+
+def header(name: str) -> SessionResolver:
+    """Resolve by an HTTP request header (streamable HTTP and SSE only; None on stdio).
+
+    Args:
+        name: header name, case-insensitive (e.g. `"x-conversation-id"`).
+    """
+
+    def resolve(ctx: ServerRequestContext[Any, Any]) -> str | None:
+        headers = getattr(ctx.request, "headers", None)
+        value = headers.get(name) if headers is not None else None
+        return value if isinstance(value, str) and value else None
+
+    return resolve
+
+
+def auth_subject() -> SessionResolver:
+    """Resolve by the authenticated principal of the mcp SDK's auth (`sub`, else the client id).
+
+    One logical session per principal, ending when the principal is idle.
+    """
+
+    def resolve(ctx: ServerRequestContext[Any, Any]) -> str | None:
+        token = get_access_token()
+        if token is None:
+            return None
+        return f"sub:{token.subject}" if token.subject else f"client:{token.client_id}"
+
+    return resolve

@@ -1,9 +1,9 @@
 """The export thread's half of `ShinzoSpanProcessor`: privacy, retry buffer, circuit breaker.
 
 Everything here runs on the batch worker thread (or the processor's flush thread), never on the
-request path. Order per batch: drop content when argument collection is off, scrub with the privacy
-rules (fail closed: a span whose redaction raises is dropped and counted, never exported raw), then
-send in chunks; a chunk that fails goes to a bounded retry buffer and is sent again before newer
+request path. Order per batch: scrub with the privacy rules, which also drop content when argument
+collection is off (fail closed: a span whose redaction raises is dropped and counted, never exported
+raw), then send in chunks; a chunk that fails goes to a bounded retry buffer and is sent again before newer
 spans. A circuit breaker stops calling a dead endpoint (seed 002: 3 failures, open 60 s) and then
 lets one probe through.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from shinzo_otel.privacy import Scrubber, is_content_key
+from shinzo_otel.privacy import Scrubber
 
 _logger = logging.getLogger(__name__)
 
@@ -126,7 +126,6 @@ class _RetryBuffer:
 class PipelineSettings:
     """Resolved settings of the export pipeline (see `ShinzoConfig` for meanings and defaults)."""
 
-    capture_content: bool
     max_export_batch_size: int
     retry_buffer_max_spans: int
     retry_buffer_max_bytes: int
@@ -208,8 +207,6 @@ class ExportPipeline(SpanExporter):
 
     def _prepare(self, span: ReadableSpan) -> ReadableSpan | None:
         try:
-            if not self._settings.capture_content:
-                span = _without_content(span)
             return self._scrubber.scrub_span(span)
         except Exception:
             # Fail closed (DESIGN.md "Privacy"): never export a span we could not redact.
@@ -239,24 +236,3 @@ class ExportPipeline(SpanExporter):
         if success:
             self._on_exported(len(chunk))
         return success
-
-
-def _without_content(span: ReadableSpan) -> ReadableSpan:
-    """`span` without content attributes (argument collection off), whoever set them."""
-    attributes = span.attributes or {}
-    if not any(is_content_key(key) for key in attributes):
-        return span
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes={key: value for key, value in attributes.items() if not is_content_key(key)},
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )

@@ -480,7 +480,7 @@ def _passes_luhn(text: str) -> bool:
     return total % 10 == 0
 
 
-def is_content_key(key: str) -> bool:
+def _is_content_key(key: str) -> bool:
     """Whether `key` carries tool content (arguments, results, prompt variables, event payloads)."""
     return key in _CONTENT_KEYS or key.startswith(_CONTENT_KEY_PREFIXES)
 
@@ -497,13 +497,16 @@ class Scrubber:
 
     Args:
         rules: the rules to apply; default `PrivacyRules()` (defaults only, environment not read).
+        capture_content: False (argument collection off) removes content attributes from every span,
+            whatever its tool: the backstop for content that other instrumentations record.
 
     Raises:
         ValueError: if the patterns cannot be combined into one regex per kind.
     """
 
-    def __init__(self, rules: PrivacyRules | None = None) -> None:
+    def __init__(self, rules: PrivacyRules | None = None, *, capture_content: bool = True) -> None:
         self._rules = rules if rules is not None else PrivacyRules()
+        self._capture_content = capture_content
         keys = [
             *self._rules.key_patterns.items(),
             *((regex, regex) for regex in self._rules.extra_key_patterns),
@@ -631,6 +634,8 @@ class Scrubber:
         return None if match is None or match.lastgroup is None else self._key_names[match.lastgroup]
 
     def _content_blocked(self, tool_name: object) -> bool:
+        if not self._capture_content:
+            return True
         if not isinstance(tool_name, str):
             return False
         return tool_name in self._deny or (self._allow is not None and tool_name not in self._allow)
@@ -643,7 +648,7 @@ class Scrubber:
         result: dict[str, AnyValue] = {}
         changed = False
         for key, value in attributes.items():
-            if blocked and is_content_key(key):
+            if blocked and _is_content_key(key):
                 redacted.append(key)
                 changed = True
                 continue

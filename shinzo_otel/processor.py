@@ -143,7 +143,6 @@ class ShinzoSpanProcessor(SpanProcessor):
             batch_size = self._max_queue_size  # a default never conflicts with an explicit queue size
         self._schedule_delay = resolve_setting(schedule_delay_millis, OTEL_BSP_SCHEDULE_DELAY) / 1000
         settings = PipelineSettings(
-            capture_content=capture_content,
             max_export_batch_size=batch_size,
             retry_buffer_max_spans=resolve_setting(retry_buffer_max_spans, SHINZO_RETRY_BUFFER_MAX_SPANS),
             retry_buffer_max_bytes=resolve_setting(retry_buffer_max_bytes, SHINZO_RETRY_BUFFER_MAX_BYTES),
@@ -162,7 +161,9 @@ class ShinzoSpanProcessor(SpanProcessor):
         self._last_drop_log = 0.0
         self._pipeline = ExportPipeline(
             exporter,
-            Scrubber(privacy if privacy is not None else PrivacyRules.from_env()),
+            Scrubber(
+                privacy if privacy is not None else PrivacyRules.from_env(), capture_content=capture_content
+            ),
             settings,
             on_received=self._received,
             on_dropped=self._count_dropped,

@@ -63,6 +63,24 @@ EVENT_ERROR: Final = "shinzo.event.error"
 EVENT_METADATA: Final = "shinzo.event.metadata"
 EVENT_DURATION_MS: Final = "shinzo.event.duration_ms"
 
+# --- Admin shell sessions (seeds 001-004): semconv registry names where they exist
+# (https://opentelemetry.io/docs/specs/semconv/registry/attributes/, process/user/host/os) ---------
+PROCESS_PID: Final = "process.pid"
+PROCESS_RUNTIME_VERSION: Final = "process.runtime.version"
+PROCESS_WORKING_DIRECTORY: Final = "process.working_directory"
+USER_NAME: Final = "user.name"
+HOST_NAME: Final = "host.name"
+OS_TYPE: Final = "os.type"
+OS_DESCRIPTION: Final = "os.description"
+ADMIN_COMPONENT: Final = "shinzo.admin.component"
+"""The component whose admin shell this is (seed 001 `component_name`), e.g. `mahavishnu`."""
+ADMIN_SHELL_TYPE: Final = "shinzo.admin.shell_type"
+"""The shell class name (seed 001 `shell_type`)."""
+ADMIN_HOME: Final = "shinzo.admin.home"
+"""The user's home directory (seed 001 `user.home`)."""
+ADMIN_EVENT_ID: Final = "shinzo.admin.event_id"
+"""The UUID v4 of the start event; a repeated start with the same id is the same session."""
+
 # --- Metrics (semconv gen-ai/mcp.md, histograms in seconds) ----------------------------------------
 MCP_SERVER_OPERATION_DURATION: Final = "mcp.server.operation.duration"
 MCP_SERVER_SESSION_DURATION: Final = "mcp.server.session.duration"

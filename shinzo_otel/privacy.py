@@ -166,10 +166,11 @@ DEFAULT_VALUE_PATTERNS: Final[Mapping[str, str]] = MappingProxyType(
     {
         # RFC 7235 credentials after an Authorization header name, scheme included.
         "authorization_header": r"""(?i:authorization)['"]?\s*[=:]\s*['"]?(?:[A-Za-z]+\s+)?[^\s,;&'"]+""",
-        # RFC 6750 b64token: 16 or more characters, or any length with a digit in it, so that prose
-        # ("bearer authentication") survives while short tokens ("Bearer 0a1b2c") do not.
+        # RFC 6750 b64token: 16 or more characters, or any length with a character other than a
+        # lowercase letter, so that prose ("bearer authentication") survives while short tokens
+        # ("Bearer 0a1b2c", "Bearer AbCdEf") do not.
         "bearer_token": (
-            r"\b(?i:bearer)\s+(?:[A-Za-z0-9._~+/-]{16,}|[A-Za-z._~+/-]*[0-9][A-Za-z0-9._~+/-]*)=*"
+            r"\b(?i:bearer)\s+(?:[A-Za-z0-9._~+/-]{16,}|[a-z]*[A-Z0-9._~+/-][A-Za-z0-9._~+/-]*)=*"
         ),
         # RFC 7519 JWS compact form: base64url('{"...') . base64url('{"...') . signature.
         "jwt": r"\beyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*",

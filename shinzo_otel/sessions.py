@@ -114,7 +114,7 @@ class SessionManager:
         self._tracer = tracer
         self._session_duration = session_duration
         self._on_boundary = on_boundary
-        self._open: dict[str, Session] = {}
+        self._open_sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
     def start(
@@ -155,6 +155,27 @@ class SessionManager:
             sc.SESSION_TYPE: session_type.value,
             **(attributes or {}),
         }
+        # Not stamped by the session whose request may be starting this one (an admin shell reported
+        # through a tool call): the new spans carry their own session's attributes.
+        outer = _CURRENT_SESSION.set(None)
+        try:
+            session = self._open(session_id, session_stamp, span_attributes, start_ns, links, export_marker)
+        finally:
+            _CURRENT_SESSION.reset(outer)
+        with self._lock:
+            self._open_sessions[session_id] = session
+        self._boundary()
+        return session
+
+    def _open(
+        self,
+        session_id: str,
+        session_stamp: dict[str, AttributeValue],
+        span_attributes: dict[str, AttributeValue],
+        start_ns: int,
+        links: Sequence[Link],
+        export_marker: bool,
+    ) -> Session:
         span = self._tracer.start_span(
             sc.SESSION_SPAN_NAME,
             context=otel_context.Context(),
@@ -174,9 +195,6 @@ class SessionManager:
                 start_time=start_ns,
             )
             marker.end(end_time=start_ns)
-        with self._lock:
-            self._open[session_id] = session
-        self._boundary()
         return session
 
     def end(
@@ -194,7 +212,7 @@ class SessionManager:
             return
         end_ns = end_ns if end_ns is not None else time.time_ns()
         with self._lock:
-            self._open.pop(session.session_id, None)
+            self._open_sessions.pop(session.session_id, None)
         span = session.span
         span.add_event(sc.SESSION_END_EVENT, {sc.SESSION_ID: session.session_id}, timestamp=end_ns)
         span.set_attribute(sc.SESSION_END_REASON, reason)
@@ -214,12 +232,12 @@ class SessionManager:
     def get(self, session_id: str) -> Session | None:
         """The open session with this id, if any."""
         with self._lock:
-            return self._open.get(session_id)
+            return self._open_sessions.get(session_id)
 
     def end_all(self, reason: str) -> None:
         """End every open session (used by `shutdown`)."""
         with self._lock:
-            sessions = list(self._open.values())
+            sessions = list(self._open_sessions.values())
         for session in sessions:
             self.end(session, reason)
 

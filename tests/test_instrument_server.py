@@ -12,7 +12,7 @@ from mcp.shared.exceptions import MCPError
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
-from shinzo_otel import Observability, ShinzoConfig, instrument_server
+from shinzo_otel import Observability, SessionType, ShinzoConfig, instrument_server
 from tests.mcp_servers import LowLevelCrash, make_lowlevel_server, make_mcpserver, spans_named
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -296,3 +296,31 @@ def test_exporter_auth_becomes_headers():
 def test_not_a_server_raises_type_error():
     with pytest.raises(TypeError, match="expects an mcp Server"):
         instrument_server(object(), {"server_name": "s"})
+
+
+async def test_session_started_inside_another_sessions_request_keeps_its_own_id(
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
+):
+    """A tool that opens a session (as admin shell tracking does) must not stamp its caller's id on it."""
+    server = make_mcpserver(tracer_provider)
+    observability = _instrument(server, receiver, tracer_provider)
+
+    @server.tool()
+    def open_session() -> str:
+        return observability.sessions.start(SessionType.ADMIN_SHELL, session_id="shell-1").session_id
+
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("open_session", {})
+    await observability.shutdown()
+    spans = receiver.spans()
+    (shell,) = [
+        span
+        for span in spans_named(spans, "mcp.session")
+        if span.attributes["shinzo.session.type"] == "admin_shell"
+    ]
+    (marker,) = [
+        span for span in spans_named(spans, "mcp.session.start") if span.parent_span_id == shell.span_id
+    ]
+    assert shell.attributes["session.id"] == marker.attributes["session.id"] == "shell-1"
+    (call,) = spans_named(spans, "tools/call open_session")
+    assert call.attributes["session.id"] != "shell-1"

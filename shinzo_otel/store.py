@@ -3,10 +3,19 @@
 With no OTLP endpoint configured, spans go here and the `shinzo-otel` CLI reads them back, so a
 newcomer sees sessions without running any server (DESIGN.md "Embedded default").
 
-Schema (version 1, kept in `PRAGMA user_version`): `spans` holds every exported span, `sessions` one
+Schema (version 2, kept in `PRAGMA user_version`): `spans` holds every exported span, `sessions` one
 row per `session.id`, maintained on export by folding each new span in with
 `shinzo_otel.replay.model.SessionAccumulator`, so spans of a session may arrive in any order and in
 any batch. The database runs in WAL mode so the CLI can read while a server writes.
+
+Indexes serve the CLI's reads at scale (benchmarks/bench_store.py): `sessions.session_id` is the
+primary key (SQLite backs it with a unique index), lists walk `sessions_start` newest first, or a
+composite index when they filter by service or type, or the partial `sessions_active` for sessions
+without an end; a replay reads one session's spans through `spans_session_start`.
+
+Version 2 added the `component`, `user_name` and `host_name` columns (admin shell sessions, filtered
+by `sessions list --component/--user`), `tools` (tool calls per tool name) and `sessions_active`. A
+version 1 file is migrated in place, in one transaction, by whichever side opens it first.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, cast
@@ -29,7 +37,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 
-from shinzo_otel._semconv import SESSION_ID
+from shinzo_otel._semconv import ADMIN_COMPONENT, HOST_NAME, SESSION_ID, USER_NAME
 from shinzo_otel.replay.model import (
     EventRecord,
     LinkRecord,
@@ -55,7 +63,19 @@ SHINZO_STORE_PATH: Final = "SHINZO_STORE_PATH"
 """Environment variable: path of the embedded store's SQLite file. Unset or empty: the default under
 `$XDG_DATA_HOME` (see `default_store_path`)."""
 
-_SCHEMA_VERSION: Final = 1
+_V2_INDEXES: Final = (
+    # Sessions without an end are few (running or stuck, seed 002 `--incomplete`): a small partial
+    # index answers that list without walking every session.
+    "CREATE INDEX sessions_active ON sessions (start_ns) WHERE end_ns IS NULL",
+)
+_V1_TO_V2: Final = (
+    "ALTER TABLE sessions ADD COLUMN component TEXT",
+    "ALTER TABLE sessions ADD COLUMN user_name TEXT",
+    "ALTER TABLE sessions ADD COLUMN host_name TEXT",
+    "ALTER TABLE sessions ADD COLUMN tools TEXT NOT NULL DEFAULT '{}'",
+    *_V2_INDEXES,
+)
+_SCHEMA_VERSION: Final = 2
 _BUSY_TIMEOUT_SECONDS: Final = 5.0
 _SCHEMA: Final = (
     """CREATE TABLE spans (
@@ -79,6 +99,7 @@ _SCHEMA: Final = (
     ) WITHOUT ROWID""",
     # Partial: spans outside any session never need this index; `session_id = ?` implies NOT NULL.
     "CREATE INDEX spans_session_start ON spans (session_id, start_ns) WHERE session_id IS NOT NULL",
+    # Columns after source_rank were added by version 2, in the order the migration adds them.
     """CREATE TABLE sessions (
         session_id TEXT PRIMARY KEY,
         service_name TEXT,
@@ -92,13 +113,17 @@ _SCHEMA: Final = (
         error_count INTEGER NOT NULL,
         attributes TEXT NOT NULL,
         end_reason TEXT,
-        source_rank INTEGER NOT NULL
+        source_rank INTEGER NOT NULL,
+        component TEXT,
+        user_name TEXT,
+        host_name TEXT,
+        tools TEXT NOT NULL DEFAULT '{}'
     )""",
     "CREATE INDEX sessions_start ON sessions (start_ns)",
     # Composite so that filtering by service or type keeps the newest-first order index-only.
     "CREATE INDEX sessions_service_start ON sessions (service_name, start_ns)",
     "CREATE INDEX sessions_type_start ON sessions (type, start_ns)",
-    f"PRAGMA user_version = {_SCHEMA_VERSION}",
+    *_V2_INDEXES,
 )
 _SPAN_COLUMNS: Final = (
     "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code, status_message, "
@@ -106,11 +131,13 @@ _SPAN_COLUMNS: Final = (
 )
 _SESSION_COLUMNS: Final = (
     "session_id, service_name, type, start_ns, end_ns, status, span_count, request_count, "
-    "tool_call_count, error_count, attributes, end_reason, source_rank"
+    "tool_call_count, error_count, attributes, end_reason, source_rank, tools"
 )
+# component, user_name and host_name are derived from `attributes`: written, filtered on, never read.
+_SESSION_WRITE_COLUMNS: Final = f"{_SESSION_COLUMNS}, component, user_name, host_name"
 _INSERT_SPAN: Final = f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _UPSERT_SESSION: Final = (
-    f"INSERT OR REPLACE INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+    f"INSERT OR REPLACE INTO sessions ({_SESSION_WRITE_COLUMNS}) VALUES ({', '.join('?' * 17)})"
 )
 
 _KIND_NAMES: Final[dict[SpanKind, SpanKindName]] = {
@@ -236,15 +263,22 @@ def _accumulator_from_row(row: Sequence[Any]) -> SessionAccumulator:
         start_ns=row[3],
         end_ns=row[4],
         status=cast(SessionStatus, row[5]),
-        counts=SessionCounts(spans=row[6], requests=row[7], tool_calls=row[8], errors=row[9]),
+        counts=SessionCounts(
+            spans=row[6], requests=row[7], tool_calls=row[8], errors=row[9], tools=json.loads(row[13])
+        ),
         attributes=json.loads(row[10]),
         end_reason=row[11],
         source_rank=row[12],
     )
 
 
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def _session_row(session: SessionAccumulator) -> tuple[Any, ...]:
     counts = session.counts
+    attributes = session.attributes
     return (
         session.session_id,
         session.service,
@@ -256,9 +290,13 @@ def _session_row(session: SessionAccumulator) -> tuple[Any, ...]:
         counts.requests,
         counts.tool_calls,
         counts.errors,
-        _to_json(session.attributes),
+        _to_json(attributes),
         session.end_reason,
         session.source_rank,
+        _to_json(counts.tools),
+        _optional_text(attributes.get(ADMIN_COMPONENT)),
+        _optional_text(attributes.get(USER_NAME)),
+        _optional_text(attributes.get(HOST_NAME)),
     )
 
 
@@ -275,16 +313,46 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.commit()
 
 
+def _migrate_v1(connection: sqlite3.Connection) -> None:
+    for statement in _V1_TO_V2:
+        connection.execute(statement)
+    tools: dict[str, SessionCounts] = {}
+    # Only requests can be tool calls, and every request is a SERVER span (SessionCounts rules).
+    for row in connection.execute(
+        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE session_id IS NOT NULL AND kind = 'SERVER'"
+    ):
+        record = _record_from_row(row)
+        session_id = cast(str, record["session_id"])
+        tools[session_id] = tools.get(session_id, SessionCounts()).add(record)
+    rows = connection.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions").fetchall()
+    for row in rows:
+        session = _accumulator_from_row(row)
+        counts = tools.get(session.session_id)
+        if counts is not None:
+            session.counts = session.counts.model_copy(update={"tools": counts.tools})
+        connection.execute(_UPSERT_SESSION, _session_row(session))
+
+
 def _create_schema(connection: sqlite3.Connection) -> None:
+    """Create the schema in an empty database or migrate an older one, in one transaction.
+
+    Raises:
+        sqlite3.DatabaseError: the file has a newer (or unknown) schema version.
+    """
     with _transaction(connection):
         version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version == _SCHEMA_VERSION:
+            return
         if version == 0:
             for statement in _SCHEMA:
                 connection.execute(statement)
-        elif version != _SCHEMA_VERSION:
+        elif version == 1:
+            _migrate_v1(connection)
+        else:
             raise sqlite3.DatabaseError(
                 f"store schema version {version}, this shinzo-otel reads {_SCHEMA_VERSION}"
             )
+        connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
 
 class SqliteSpanExporter(SpanExporter):
@@ -337,17 +405,27 @@ class SqliteSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Store `spans` in one transaction; SUCCESS or FAILURE, never an exception."""
+        try:
+            records = [record for record in map(_span_record, spans) if record is not None]
+        except Exception:
+            _logger.exception("failed to convert %d spans for the session store %s", len(spans), self._path)
+            return SpanExportResult.FAILURE
+        return self.export_records(records)
+
+    def export_records(self, records: Sequence[SpanRecord]) -> SpanExportResult:
+        """Store spans already in the replay model's form (`SpanRecord`, for example read back from
+        an OTLP JSON file or made in bulk by a benchmark) in one transaction, with exactly the rules
+        of `export`. SUCCESS or FAILURE, never an exception."""
         if self._shutdown:
             _logger.warning("SqliteSpanExporter.export called after shutdown")
             return SpanExportResult.FAILURE
         try:
-            records = [record for record in map(_span_record, spans) if record is not None]
             with self._lock:
                 connection = self._connect()
                 with _transaction(connection):
                     self._write(connection, records)
         except Exception:
-            _logger.exception("failed to export %d spans to the session store %s", len(spans), self._path)
+            _logger.exception("failed to export %d spans to the session store %s", len(records), self._path)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
@@ -381,11 +459,34 @@ class SqliteSpanExporter(SpanExporter):
         return True
 
 
-def _ns(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+def _where(filters: SessionFilter, now_ns: int) -> tuple[list[str], list[Any]]:
+    """SQL conditions and parameters equivalent to `filters.matches(summary, now_ns)`."""
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    for condition, value in (
+        ("type = ?", filters.session_type),
+        ("service_name = ?", filters.service),
+        ("component = ?", filters.component),
+        ("user_name = ?", filters.user),
+        ("start_ns >= ?", filters.after_ns),
+        ("start_ns < ?", filters.before_ns),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            parameters.append(value)
+    if filters.status == "active":
+        # The same sessions (no end ⇔ active), said so that the partial index sessions_active applies.
+        conditions.append("end_ns IS NULL")
+    elif filters.status is not None:
+        conditions.append("status = ?")
+        parameters.append(filters.status)
+    if filters.min_duration_ns is not None:
+        conditions.append("COALESCE(end_ns, ?) - start_ns > ?")
+        parameters += [now_ns, filters.min_duration_ns]
+    if filters.has_error is not None:
+        failed = "(error_count > 0 OR status = 'error')"
+        conditions.append(failed if filters.has_error else f"NOT {failed}")
+    return conditions, parameters
 
 
 class SessionStore:
@@ -396,7 +497,8 @@ class SessionStore:
 
     Raises:
         SourceUnavailableError: the file does not exist (it is never created here), is not a
-            shinzo-otel store, or has a schema version this code does not read.
+            shinzo-otel store, or has a schema version this code does not read. A store of an older
+            schema version is migrated in place first (which needs write access).
 
     Use from one thread; close with `close()` or a `with` block. Every method raises
     `SourceUnavailableError` if SQLite fails (for example a lock held past the 5 s busy timeout).
@@ -418,7 +520,9 @@ class SessionStore:
             raise SourceUnavailableError(f"cannot open session store {self._path}: {error}") from error
         try:
             version = self._fetchall("PRAGMA user_version")[0][0]
-            if version != _SCHEMA_VERSION:
+            if version == 1:
+                self._migrate()
+            elif version != _SCHEMA_VERSION:
                 raise SourceUnavailableError(
                     f"{self._path} is not a shinzo-otel session store of schema version {_SCHEMA_VERSION}"
                     f" (found version {version})"
@@ -427,6 +531,14 @@ class SessionStore:
             self._connection.close()
             raise
 
+    def _migrate(self) -> None:
+        try:
+            _create_schema(self._connection)
+        except sqlite3.Error as error:
+            raise SourceUnavailableError(
+                f"cannot migrate session store {self._path} to schema version {_SCHEMA_VERSION}: {error}"
+            ) from error
+
     def _fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         try:
             return self._connection.execute(sql, parameters).fetchall()
@@ -434,20 +546,10 @@ class SessionStore:
             raise SourceUnavailableError(f"cannot read session store {self._path}: {error}") from error
 
     def list_sessions(self, filters: SessionFilter | None = None) -> list[SessionSummary]:
-        """Session summaries matching `filters` (None: `SessionFilter()`), newest start first."""
+        """Session summaries matching `filters` (None: `SessionFilter()`), newest start first, with
+        the rules `SessionFilter` documents, in SQL."""
         filters = filters or SessionFilter()
-        conditions: list[str] = []
-        parameters: list[Any] = []
-        for condition, value in (
-            ("type = ?", filters.session_type),
-            ("service_name = ?", filters.service),
-            ("status = ?", filters.status),
-            ("start_ns >= ?", None if filters.started_after is None else _ns(filters.started_after)),
-            ("start_ns < ?", None if filters.started_before is None else _ns(filters.started_before)),
-        ):
-            if value is not None:
-                conditions.append(condition)
-                parameters.append(value)
+        conditions, parameters = _where(filters, time.time_ns())
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = self._fetchall(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where} ORDER BY start_ns DESC LIMIT ?",
@@ -508,7 +610,7 @@ class SessionStore:
         return changed == 1
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection; idempotent."""
         self._connection.close()
 
     def __enter__(self) -> SessionStore:

@@ -202,7 +202,13 @@ def test_json_replay_parses(db: Path) -> None:
     assert data["summary"]["session_id"] == "complete"
     assert data["summary"]["start"] == "2023-11-14T22:13:20Z"
     assert data["summary"]["duration_seconds"] == pytest.approx(0.1)
-    assert data["summary"]["counts"] == {"spans": 7, "requests": 4, "tool_calls": 2, "errors": 1}
+    assert data["summary"]["counts"] == {
+        "spans": 7,
+        "requests": 4,
+        "tool_calls": 2,
+        "errors": 1,
+        "tools": {"search": 1, "fail": 1},
+    }
     assert [(entry["name"], entry["offset_seconds"]) for entry in data["timeline"]] == [
         (name, offset) for _, name, offset, *_ in EXPECTED_TIMELINE
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -25,6 +26,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from shinzo_otel._semconv import (
+    ADMIN_COMPONENT,
+    ADMIN_SHELL_TYPE,
     CLIENT_NAME,
     ERROR_TYPE,
     EVENT_INPUT,
@@ -32,10 +35,12 @@ from shinzo_otel._semconv import (
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_NAME,
+    HOST_NAME,
     JSONRPC_REQUEST_ID,
     MCP_METHOD_NAME,
     MCP_PROTOCOL_VERSION,
     NETWORK_TRANSPORT,
+    PROCESS_PID,
     SESSION_END_EVENT,
     SESSION_END_REASON,
     SESSION_ID,
@@ -44,8 +49,15 @@ from shinzo_otel._semconv import (
     SESSION_START_EVENT,
     SESSION_START_SPAN_NAME,
     SESSION_TYPE,
+    USER_NAME,
 )
-from shinzo_otel.replay import SessionFilter, SessionNotFoundError, SessionSummary, SourceUnavailableError
+from shinzo_otel.replay import (
+    SessionFilter,
+    SessionNotFoundError,
+    SessionSummary,
+    SourceUnavailableError,
+    build_session,
+)
 from shinzo_otel.store import SHINZO_STORE_PATH, SessionStore, SqliteSpanExporter, default_store_path
 
 T0 = 1_700_000_000_000_000_000
@@ -174,7 +186,7 @@ def complete_summary(session_id: str, start_ns: int = T0, service: str = SERVICE
         end_ns=start_ns + 100 * MS,
         status="ended",
         end_reason="client_closed",
-        counts={"spans": 7, "requests": 4, "tool_calls": 2, "errors": 1},
+        counts={"spans": 7, "requests": 4, "tool_calls": 2, "errors": 1, "tools": {"search": 1, "fail": 1}},
         attributes={**session_attributes(session_id), SESSION_END_REASON: "client_closed"},
     )
 
@@ -191,6 +203,61 @@ def incomplete_summary(session_id: str, start_ns: int = T0) -> SessionSummary:
         end_reason=None,
         counts={"spans": 3, "requests": 2, "tool_calls": 0, "errors": 0},
         attributes=session_attributes(session_id),
+    )
+
+
+def admin_attributes(session_id: str, component: str, user: str, host: str) -> dict[str, object]:
+    """The session span attributes of an admin shell session (brief of the admin shell work)."""
+    return {
+        SESSION_ID: session_id,
+        SESSION_TYPE: "admin_shell",
+        ADMIN_COMPONENT: component,
+        ADMIN_SHELL_TYPE: f"{component.title()}Shell",
+        USER_NAME: user,
+        HOST_NAME: host,
+        PROCESS_PID: 4242,
+    }
+
+
+def record_admin_session(
+    tracer: Tracer,
+    session_id: str,
+    start_ns: int,
+    *,
+    component: str,
+    user: str,
+    host: str,
+    seconds: int | None = 5,
+    failed: bool = False,
+) -> None:
+    """An admin shell session: start marker at `start_ns`, session span ending `seconds` later (None:
+    never, the shell died), with status ERROR when `failed`. No MCP requests."""
+    attributes = admin_attributes(session_id, component, user, host)
+    session = tracer.start_span(SESSION_SPAN_NAME, attributes=attributes, start_time=start_ns)
+    marker_context = trace.set_span_in_context(session)
+    tracer.start_span(
+        SESSION_START_SPAN_NAME, marker_context, attributes=attributes, start_time=start_ns
+    ).end(start_ns)
+    if seconds is None:
+        return
+    if failed:
+        session.set_status(Status(StatusCode.ERROR, "shell crashed"))
+    session.end(start_ns + seconds * 10**9)
+
+
+def admin_summary(session_id: str, start_ns: int) -> SessionSummary:
+    """What the store must say about `record_admin_session(component="mahavishnu", user="les",
+    host="mbp")` with the default 5 s."""
+    return SessionSummary(
+        session_id=session_id,
+        type="admin_shell",
+        service=SERVICE,
+        start_ns=start_ns,
+        end_ns=start_ns + 5 * 10**9,
+        status="ended",
+        end_reason=None,
+        counts={"spans": 2},
+        attributes=admin_attributes(session_id, "mahavishnu", "les", "mbp"),
     )
 
 
@@ -448,26 +515,217 @@ def test_spans_outside_sessions_are_stored_but_make_no_session(db: Path) -> None
         ]
 
 
+def _indexes(connection: sqlite3.Connection, table: str) -> dict[str, tuple[str, ...]]:
+    return {
+        name: tuple(column for _, _, column in connection.execute(f"PRAGMA index_info('{name}')"))
+        for _, name, *_ in connection.execute(f"PRAGMA index_list('{table}')")
+    }
+
+
+def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in connection.execute(f"PRAGMA table_info('{table}')")]
+
+
 def test_schema_version_wal_and_indexes(db: Path) -> None:
     with sqlite_tracer(db) as tracer:
         record_session(tracer, "s")
     connection = sqlite3.connect(db)
     try:
-        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-
-        def indexed(table: str) -> set[tuple[str, ...]]:
-            return {
-                tuple(column for _, _, column in connection.execute(f"PRAGMA index_info('{name}')"))
-                for _, name, *_ in connection.execute(f"PRAGMA index_list('{table}')")
-            }
-
-        assert {("session_id", "start_ns"), ("trace_id", "span_id")} <= indexed("spans")
-        sessions_indexes = indexed("sessions")
-        assert ("start_ns",) in sessions_indexes
-        assert any(columns[0] == "service_name" for columns in sessions_indexes)
+        assert {("session_id", "start_ns"), ("trace_id", "span_id")} <= set(
+            _indexes(connection, "spans").values()
+        )
+        sessions = _indexes(connection, "sessions")
+        # session_id is the primary key: SQLite backs it with its own unique index.
+        assert sessions["sqlite_autoindex_sessions_1"] == ("session_id",)
+        assert sessions["sessions_start"] == ("start_ns",)
+        assert sessions["sessions_service_start"] == ("service_name", "start_ns")
+        assert sessions["sessions_active"] == ("start_ns",)
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize(
+    ("where", "index"),
+    [
+        ("", "sessions_start"),
+        ("WHERE service_name = 'x'", "sessions_service_start"),
+        ("WHERE type = 'admin_shell'", "sessions_type_start"),
+        ("WHERE end_ns IS NULL", "sessions_active"),
+    ],
+)
+def test_newest_first_lists_walk_an_index(db: Path, where: str, index: str) -> None:
+    """The statements `SessionStore.list_sessions` issues for the common filters are answered by walking
+    an index in start order, never by sorting the whole table (benchmarks/bench_store.py: 100 000
+    sessions)."""
+    with sqlite_tracer(db) as tracer:
+        record_session(tracer, "s")
+    with sqlite3.connect(db) as connection:
+        plan = " ".join(
+            row[-1]
+            for row in connection.execute(
+                f"EXPLAIN QUERY PLAN SELECT * FROM sessions {where} ORDER BY start_ns DESC LIMIT 50"
+            )
+        )
+    assert f"USING INDEX {index}" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+V1_SESSION_COLUMNS = [
+    "session_id",
+    "service_name",
+    "type",
+    "start_ns",
+    "end_ns",
+    "status",
+    "span_count",
+    "request_count",
+    "tool_call_count",
+    "error_count",
+    "attributes",
+    "end_reason",
+    "source_rank",
+]
+"""The sessions table of schema version 1 (commit 6e3af3a, shinzo_otel/store.py)."""
+
+
+def _downgrade_to_v1(db: Path) -> None:
+    """Turn a store into what version 1 wrote: same spans table, sessions without the v2 columns."""
+    with sqlite3.connect(db) as connection:
+        connection.execute("DROP INDEX sessions_active")
+        for column in ("tools", "host_name", "user_name", "component"):
+            connection.execute(f"ALTER TABLE sessions DROP COLUMN {column}")
+        connection.execute("PRAGMA user_version = 1")
+        assert _columns(connection, "sessions") == V1_SESSION_COLUMNS
+
+
+def test_a_version_1_store_is_migrated_when_read(tmp_path: Path) -> None:
+    db, fresh = tmp_path / "v1.db", tmp_path / "fresh.db"
+    for path in (db, fresh):
+        with sqlite_tracer(path) as tracer:
+            record_session(tracer, "complete")
+            record_session(tracer, "crashed", T0 + 10**9, complete=False)
+            record_admin_session(
+                tracer, "shell", T0 + 2 * 10**9, component="mahavishnu", user="les", host="mbp"
+            )
+    _downgrade_to_v1(db)
+
+    with SessionStore(db) as store:
+        migrated = store.list_sessions()
+        with_component = store.list_sessions(SessionFilter(component="mahavishnu"))
+    assert migrated == [
+        admin_summary("shell", T0 + 2 * 10**9),
+        incomplete_summary("crashed", T0 + 10**9),
+        complete_summary("complete"),
+    ]
+    # The tool counts were rebuilt from the stored spans, the admin columns from the attributes.
+    assert migrated[2].counts.tools == {"search": 1, "fail": 1}
+    assert [summary.session_id for summary in with_component] == ["shell"]
+    with sqlite3.connect(db) as connection, sqlite3.connect(fresh) as reference:
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert _columns(connection, "sessions") == _columns(reference, "sessions")
+        assert _indexes(connection, "sessions") == _indexes(reference, "sessions")
+
+
+def test_a_version_1_store_is_migrated_by_the_exporter(tmp_path: Path) -> None:
+    db = tmp_path / "v1.db"
+    spans = finished_spans(lambda tracer: record_session(tracer, "s"))
+    early = [
+        span for span in spans if span.name in (SESSION_START_SPAN_NAME, "initialize", "tools/call search")
+    ]
+    _export(db, early)
+    _downgrade_to_v1(db)
+
+    _export(db, [span for span in spans if span not in early])
+    assert _summary(db, "s") == complete_summary("s")
+
+
+def test_export_records_writes_what_export_writes(tmp_path: Path) -> None:
+    source, copy = tmp_path / "source.db", tmp_path / "copy.db"
+    with sqlite_tracer(source) as tracer:
+        record_session(tracer, "s")
+    with SessionStore(source) as store:
+        records = store.spans_for_session("s")
+    exporter = SqliteSpanExporter(copy)
+    try:
+        assert exporter.export_records(list(reversed(records))) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert exporter.export_records(records) is SpanExportResult.FAILURE  # after shutdown
+    with SessionStore(copy) as store:
+        assert store.get_session("s") == build_session(records, complete_summary("s"))
+
+
+@pytest.fixture
+def filter_db(tmp_path: Path) -> Path:
+    """Five sessions, oldest first (start T0 + n s):
+
+    a: mcp, service alpha, 100 ms, one failed request · b: admin_shell mahavishnu/les, 300 s, ok ·
+    c: admin_shell oneiric/ann, no end · d: mcp, service alpha, no end, no error ·
+    e: admin_shell mahavishnu/ann, 10 s, session span ERROR.
+    """
+    path = tmp_path / "filters.db"
+    with sqlite_tracer(path, service="alpha") as alpha, sqlite_tracer(path, service="shells") as shells:
+        record_session(alpha, "a", T0)
+        record_admin_session(
+            shells, "b", T0 + 10**9, component="mahavishnu", user="les", host="mbp", seconds=300
+        )
+        record_admin_session(
+            shells, "c", T0 + 2 * 10**9, component="oneiric", user="ann", host="srv", seconds=None
+        )
+        record_session(alpha, "d", T0 + 3 * 10**9, complete=False)
+        record_admin_session(
+            shells,
+            "e",
+            T0 + 4 * 10**9,
+            component="mahavishnu",
+            user="ann",
+            host="srv",
+            seconds=10,
+            failed=True,
+        )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, "edcba"),
+        ({"component": "mahavishnu"}, "eb"),
+        ({"user": "ann"}, "ec"),
+        ({"session_type": "admin_shell", "user": "les"}, "b"),
+        ({"service": "alpha"}, "da"),
+        # Sessions without an end count as running until now (years after T0).
+        ({"min_duration_seconds": 200}, "dcb"),
+        ({"min_duration_seconds": 300}, "dc"),  # strictly greater: b lasted exactly 300 s
+        ({"status": "active"}, "dc"),
+        ({"status": "active", "session_type": "admin_shell"}, "c"),
+        ({"status": "error"}, "e"),
+        ({"has_error": True}, "ea"),
+        ({"has_error": False}, "dcb"),
+        ({"min_duration_seconds": 5, "status": "ended"}, "b"),
+        (
+            {
+                "started_after": datetime(2023, 11, 14, 22, 13, 21),
+                "started_before": datetime(2023, 11, 14, 22, 13, 24),
+            },
+            "dcb",
+        ),
+        ({"has_error": False, "limit": 2}, "dc"),
+    ],
+)
+def test_filters_agree_in_sql_and_in_memory(
+    filter_db: Path, filters: dict[str, object], expected: str
+) -> None:
+    session_filter = SessionFilter.model_validate({"limit": None, **filters})
+    with SessionStore(filter_db) as store:
+        in_sql = [summary.session_id for summary in store.list_sessions(session_filter)]
+        everything = store.list_sessions(SessionFilter(limit=None))
+    now_ns = time.time_ns()
+    in_memory = [summary.session_id for summary in everything if session_filter.matches(summary, now_ns)]
+    assert in_sql == list(expected)
+    assert in_memory[: session_filter.limit] == list(expected)
 
 
 def test_default_store_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Session replay: one session model, several readers (DESIGN.md "Collector side and replay").
 
-Readers implement `SessionSource`; the embedded store's reader is `shinzo_otel.store.SessionStore`.
-Renderers for the CLI live in `shinzo_otel.replay.render` (not imported here, so that the exporter
-side does not load rich).
+Readers implement `SessionSource`: the embedded store (`shinzo_otel.store.SessionStore`), OTLP JSON
+files (`otlp_json`), Tempo (`tempo`) and Jaeger (`jaeger`); `sources.open_source` opens one from a
+`--source` spec. Renderers for the CLI live in `render` and analytics in `analytics`. None of those is
+imported here, so that the exporter side loads neither rich nor HTTP clients.
 """
 
 from shinzo_otel.replay.model import (

@@ -1,7 +1,7 @@
 """The one internal session model that every replay reader produces and every renderer consumes.
 
-Readers (the embedded SQLite store now; OTLP-JSON files, Tempo and Jaeger later, see DESIGN.md
-"Collector side and replay") turn their native data into `SpanRecord` dicts. Everything after that is
+Readers (the embedded SQLite store, OTLP-JSON files, Tempo and Jaeger, see DESIGN.md "Collector side
+and replay") turn their native data into `SpanRecord` dicts. Everything after that is
 shared: `SessionAccumulator` folds the spans of one session, in any arrival order, into a
 `SessionSummary`, and `build_session` lays the spans and their events out on a timeline.
 
@@ -19,9 +19,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypedDict
 
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_TYPE
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from shinzo_otel._semconv import (
+    ADMIN_COMPONENT,
     ERROR_TYPE,
     EVENT_DURATION_MS,
     EVENT_ERROR,
@@ -31,12 +32,14 @@ from shinzo_otel._semconv import (
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_NAME,
+    HOST_NAME,
     MCP_METHOD_NAME,
     MCP_RESOURCE_URI,
     SESSION_END_REASON,
     SESSION_SPAN_NAME,
     SESSION_START_SPAN_NAME,
     SESSION_TYPE,
+    USER_NAME,
 )
 
 SpanKindName = Literal["INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"]
@@ -108,7 +111,7 @@ class SessionCounts(BaseModel):
     A request is a SERVER span carrying `mcp.method.name`; a tool call is a request with
     `gen_ai.tool.name` (set only for `tools/call`, semconv gen-ai/mcp.md); a failed request has status
     ERROR or an `error.type` (semconv sets `error.type` on every failure, including protocol errors
-    that do not mark the span as an error).
+    that do not mark the span as an error). `tools` counts the tool calls per tool name.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -117,16 +120,24 @@ class SessionCounts(BaseModel):
     requests: int = 0
     tool_calls: int = 0
     errors: int = 0
+    tools: dict[str, int] = Field(default_factory=dict)
 
     def add(self, span: SpanRecord) -> SessionCounts:
         """Return these counts with `span` added (the model is immutable)."""
         request = _is_request(span)
         attributes = span["attributes"]
-        return SessionCounts(
+        tool = attributes.get(GEN_AI_TOOL_NAME) if request else None
+        tools = self.tools
+        if tool is not None:
+            tools = {**tools, str(tool): tools.get(str(tool), 0) + 1}
+        # model_construct: every value is an int built here; validating each span would dominate the
+        # cost of writing large stores.
+        return SessionCounts.model_construct(
             spans=self.spans + 1,
             requests=self.requests + request,
-            tool_calls=self.tool_calls + (request and GEN_AI_TOOL_NAME in attributes),
+            tool_calls=self.tool_calls + (tool is not None),
             errors=self.errors + (request and (span["status_code"] == "ERROR" or ERROR_TYPE in attributes)),
+            tools=tools,
         )
 
 
@@ -143,7 +154,8 @@ class SessionSummary(BaseModel):
     `duration_seconds` are derived from them); `end_ns` is None while no end is recorded (the session
     is running, or its process died before the session span was exported). `type` is
     `shinzo.session.type` and `service` the resource's `service.name` (None until a span carrying them
-    arrives); `attributes` are the session span's (or, before it arrives, the start marker's)."""
+    arrives); `attributes` are the session span's (or, before it arrives, the start marker's), and
+    `component`, `user` and `host` are read from them (admin shell sessions, seeds 001-004)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -174,6 +186,29 @@ class SessionSummary(BaseModel):
     def duration_seconds(self) -> float | None:
         """End minus start in seconds, or None when no end is recorded."""
         return None if self.end_ns is None else (self.end_ns - self.start_ns) / _NS_PER_SECOND
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def component(self) -> str | None:
+        """`shinzo.admin.component` of an admin shell session (seed 001 `component_name`), else None."""
+        return _optional_str(self.attributes.get(ADMIN_COMPONENT))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def user(self) -> str | None:
+        """`user.name` of the session span (admin shells: the login name, seed 001), else None."""
+        return _optional_str(self.attributes.get(USER_NAME))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def host(self) -> str | None:
+        """`host.name` of the session span (admin shells: the shell's host, seed 001), else None."""
+        return _optional_str(self.attributes.get(HOST_NAME))
+
+    @property
+    def has_error(self) -> bool:
+        """True if a request of the session failed or the session span ended with status ERROR."""
+        return self.counts.errors > 0 or self.status == "error"
 
 
 @dataclass

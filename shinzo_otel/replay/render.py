@@ -1,12 +1,18 @@
-"""Turn the session model into what the CLI prints: rich tables and timelines, JSON and CSV."""
+"""Turn the session model into what the CLI prints: rich tables and timelines, JSON and CSV.
+
+JSON is the pydantic serialisation of the model (`SessionSummary`, `Session`, `AnalyticsReport`), so
+it parses back into the same objects with `model_validate_json`; CSV writes one row per session with
+every field of `SessionSummary` (see `CSV_COLUMNS`), nested values as JSON text.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import IO
 
 from pydantic import TypeAdapter
 from rich.console import Console
@@ -15,13 +21,17 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from shinzo_otel.replay.analytics import AnalyticsReport
 from shinzo_otel.replay.model import Session, SessionSummary, TimelineEntry
 
 _SUMMARIES: TypeAdapter[list[SessionSummary]] = TypeAdapter(list[SessionSummary])
-_CSV_COLUMNS = (
+CSV_COLUMNS = (
     "session_id",
     "type",
     "service",
+    "component",
+    "user",
+    "host",
     "start",
     "end",
     "duration_seconds",
@@ -31,8 +41,13 @@ _CSV_COLUMNS = (
     "requests",
     "tool_calls",
     "errors",
+    "start_ns",
+    "end_ns",
+    "tools",
     "attributes",
 )
+"""Columns of `sessions_csv`: the `SessionSummary` fields (times ISO 8601 UTC and, exactly, in ns),
+its counts flattened, `tools` and `attributes` as JSON objects; empty cells for None."""
 _STATUS_STYLES = {"active": "yellow", "ended": "green", "error": "bold red"}
 _DETAIL_INDENT = " " * (11 + 13 + 7 + 2)
 """Details (errors, arguments, results) line up under the entry name, after the offset, duration and
@@ -67,10 +82,16 @@ def _format_duration(seconds: float | None) -> str:
 
 def print_sessions_table(summaries: Sequence[SessionSummary], console: Console) -> None:
     """Print one table row per session: id, type, service, start (UTC), duration, status, request
-    and error counts. Sessions without a recorded end show "—" as duration."""
+    and error counts. When a session has a component, user or host (admin shell sessions, seed 002
+    `list-sessions --type admin_shell`), Component, User and Host columns follow the type. Sessions
+    without a recorded end show "—" as duration."""
+    admin = any(summary.component or summary.user or summary.host for summary in summaries)
     table = Table(title=None if summaries else "no sessions")
     table.add_column("Session ID", no_wrap=True)
     table.add_column("Type")
+    if admin:
+        for title in ("Component", "User", "Host"):
+            table.add_column(title)
     table.add_column("Service")
     table.add_column("Started (UTC)", no_wrap=True)
     table.add_column("Duration", justify="right", no_wrap=True)
@@ -78,10 +99,12 @@ def print_sessions_table(summaries: Sequence[SessionSummary], console: Console) 
     table.add_column("Requests", justify="right")
     table.add_column("Errors", justify="right")
     for summary in summaries:
+        admin_cells = [_text(summary.component), _text(summary.user), _text(summary.host)] if admin else []
         table.add_row(
             Text(_printable(summary.session_id)),
-            Text(_printable(summary.type or "—")),
-            Text(_printable(summary.service or "—")),
+            _text(summary.type),
+            *admin_cells,
+            _text(summary.service),
             _format_time(summary.start),
             _format_duration(summary.duration_seconds),
             Text(summary.status, style=_STATUS_STYLES[summary.status]),
@@ -91,22 +114,118 @@ def print_sessions_table(summaries: Sequence[SessionSummary], console: Console) 
     console.print(table)
 
 
+def _text(value: str | None) -> Text:
+    return Text(_printable(value or "—"))
+
+
+def print_session_detail(summary: SessionSummary, console: Console) -> None:
+    """Print one session's metadata as a two-column table (seed 002 `show-session`): id, type,
+    service, component, user, host, status and end reason, start and end (UTC), duration in seconds
+    and in words, the counts, the calls per tool, and every session attribute."""
+    table = Table(title=Text(f"Session {_printable(summary.session_id)}"), show_header=False)
+    table.add_column("Field", style="bold", no_wrap=True)
+    table.add_column("Value")
+    duration = summary.duration_seconds
+    counts = summary.counts
+    status = Text(summary.status, style=_STATUS_STYLES[summary.status])
+    if summary.end_reason:
+        status.append(f" ({_printable(summary.end_reason)})", style="")
+    rows: list[tuple[str, Text | str]] = [
+        ("Type", _text(summary.type)),
+        ("Service", _text(summary.service)),
+        ("Component", _text(summary.component)),
+        ("User", _text(summary.user)),
+        ("Host", _text(summary.host)),
+        ("Status", status),
+        ("Start time", f"{_format_time(summary.start)} UTC"),
+        ("End time", "—" if summary.end is None else f"{_format_time(summary.end)} UTC"),
+        (
+            "Duration",
+            "— (no end recorded)"
+            if duration is None
+            else f"{duration:.3f} seconds ({_format_duration(duration)})",
+        ),
+        ("Spans", str(counts.spans)),
+        ("Requests", str(counts.requests)),
+        ("Tool calls", str(counts.tool_calls)),
+        ("Errors", Text(str(counts.errors), style="red" if counts.errors else "")),
+        ("Tools", _text(", ".join(f"{tool} ×{n}" for tool, n in sorted(counts.tools.items())) or None)),
+    ]
+    rows += [(f"  {_printable(key)}", _text(str(value))) for key, value in sorted(summary.attributes.items())]
+    for field, value in rows:
+        table.add_row(field, value)
+    console.print(table)
+
+
 def sessions_json(summaries: Sequence[SessionSummary]) -> str:
-    """The summaries as a JSON array (`SessionSummary` fields plus start, end and duration_seconds)."""
+    """The summaries as a JSON array (`SessionSummary` fields plus its computed fields)."""
     return _SUMMARIES.dump_json(list(summaries), indent=2).decode()
 
 
-def sessions_csv(summaries: Sequence[SessionSummary]) -> str:
-    """The summaries as CSV (RFC 4180 quoting, "\\n" line ends) with a header row; times are ISO 8601
-    UTC, empty when absent; `attributes` is a JSON object."""
+def summary_json(summary: SessionSummary) -> str:
+    """One summary as a JSON object (seed 002: `show-session ID --format json | jq .duration_seconds`)."""
+    return summary.model_dump_json(indent=2)
+
+
+def sessions_csv(summaries: Iterable[SessionSummary]) -> str:
+    """The summaries as CSV (RFC 4180 quoting, "\\n" line ends) with a header row of `CSV_COLUMNS`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS)
     for summary in summaries:
         data = summary.model_dump(mode="json")
-        counts = data.pop("counts")
-        data.update(counts, attributes=json.dumps(data["attributes"]))
-        writer.writerow(["" if data[column] is None else data[column] for column in _CSV_COLUMNS])
+        data.update(data.pop("counts"))
+        data.update(tools=json.dumps(data["tools"]), attributes=json.dumps(data["attributes"]))
+        writer.writerow(["" if data[column] is None else data[column] for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def write_sessions_json(sessions: Iterable[Session], out: IO[str]) -> int:
+    """Write sessions as one JSON array of `{"summary": ..., "timeline": [...]}` objects (the
+    `replay --format json` shape), one session at a time so that a long export streams. Returns how
+    many sessions were written."""
+    count = 0
+    out.write("[")
+    for count, session in enumerate(sessions, start=1):
+        out.write(",\n" if count > 1 else "\n")
+        out.write(session.model_dump_json())
+    out.write("\n]\n")
+    return count
+
+
+def _cell(column: str, value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and column.endswith("_rate"):
+        return f"{value:.1%}"
+    if isinstance(value, float) and column.endswith("_seconds"):
+        return _format_duration(value)
+    return _printable(str(value))
+
+
+def print_report_table(report: AnalyticsReport, console: Console) -> None:
+    """Print an analytics report as a table: rates as percentages, seconds as durations."""
+    period = f", {report.period}" if report.period else ""
+    table = Table(title=f"{report.metric}{period} over {report.sessions} sessions")
+    for column in report.columns:
+        table.add_column(column, justify="left" if column in ("period", "hour_utc", "tool") else "right")
+    for row in report.rows:
+        table.add_row(*(_cell(column, row[column]) for column in report.columns))
+    console.print(table)
+
+
+def report_json(report: AnalyticsReport) -> str:
+    """The report as a JSON object: metric, period, sessions, columns, rows (numbers unformatted)."""
+    return report.model_dump_json(indent=2)
+
+
+def report_csv(report: AnalyticsReport) -> str:
+    """The report's rows as CSV with a header of its columns; numbers unformatted, None empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(report.columns)
+    for row in report.rows:
+        writer.writerow(["" if row[column] is None else row[column] for column in report.columns])
     return buffer.getvalue()
 
 

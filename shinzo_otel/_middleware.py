@@ -2,15 +2,15 @@
 
 Runs on the request path of every message, so it does the least it can: it resolves the session
 (once per connection), builds the semconv attributes, starts the span, and records the outcome.
-Redaction, batching and export happen later on the export thread (`ShinzoSpanProcessor`). Content
-(arguments, results) is JSON-encoded here only when argument collection is on.
+Redaction, batching, export and the `mcp.server.operation.duration` metric (derived from the
+finished span) happen later on the export thread (`ShinzoSpanProcessor`). Content (arguments,
+results) is JSON-encoded here only when argument collection is on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -21,7 +21,6 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 from pydantic import ValidationError
@@ -39,18 +38,6 @@ _SESSION_STATE_KEY = "shinzo_otel.session"
 _NOT_SPAN_ERRORS = frozenset({-32700, -32600, -32601, -32602, -32002})
 """JSON-RPC codes that SHOULD NOT mark a server span as an error (semconv gen-ai/mcp.md)."""
 
-_METRIC_KEYS = (
-    sc.MCP_METHOD_NAME,
-    sc.ERROR_TYPE,
-    sc.GEN_AI_TOOL_NAME,
-    sc.GEN_AI_PROMPT_NAME,
-    sc.RPC_RESPONSE_STATUS_CODE,
-    sc.GEN_AI_OPERATION_NAME,
-    sc.MCP_PROTOCOL_VERSION,
-    sc.NETWORK_TRANSPORT,
-)
-"""Attributes of `mcp.server.operation.duration` (semconv); never a session id."""
-
 _RESOURCE_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
 
 
@@ -61,7 +48,7 @@ def _json(value: Any) -> str:
 class _Operation:
     """What the middleware keeps between the start and the end of one message."""
 
-    __slots__ = ("attributes", "method", "session", "span", "started")
+    __slots__ = ("attributes", "method", "session", "span")
 
     def __init__(
         self, method: str, span: Span, attributes: dict[str, AttributeValue], session: Session | None
@@ -70,7 +57,6 @@ class _Operation:
         self.span = span
         self.attributes = attributes
         self.session = session
-        self.started = time.perf_counter()
 
 
 class ShinzoMiddleware:
@@ -80,7 +66,6 @@ class ShinzoMiddleware:
         tracer: tracer of the resolved TracerProvider.
         sessions: starts and ends session spans.
         capture_content: record arguments, results, prompt variables and tool error messages.
-        operation_duration: histogram `mcp.server.operation.duration` (seconds), or None.
         session_resolver: maps requests without a session of their own to a logical session key.
         logical_sessions: the logical sessions of `session_resolver` (required with it).
         around_call: a context manager entered around the rest of the chain (FastMCP 4: its
@@ -93,7 +78,6 @@ class ShinzoMiddleware:
         sessions: SessionManager,
         *,
         capture_content: bool,
-        operation_duration: Histogram | None,
         session_resolver: SessionResolver | None = None,
         logical_sessions: LogicalSessions | None = None,
         around_call: Callable[[], AbstractContextManager[object]] | None = None,
@@ -101,7 +85,6 @@ class ShinzoMiddleware:
         self._tracer = tracer
         self._sessions = sessions
         self._capture_content = capture_content
-        self._operation_duration = operation_duration
         self._session_resolver = session_resolver
         self._logical_sessions = logical_sessions
         self._around_call = around_call
@@ -307,12 +290,7 @@ class ShinzoMiddleware:
         except Exception:
             _logger.warning("shinzo_otel could not record the outcome of %s", operation.method, exc_info=True)
         finally:
-            operation.span.end()
-        if self._operation_duration is not None:
-            metric_attributes = {
-                key: operation.attributes[key] for key in _METRIC_KEYS if key in operation.attributes
-            }
-            self._operation_duration.record(time.perf_counter() - operation.started, metric_attributes)
+            operation.span.end()  # its duration metric is recorded from it on the export thread
 
     def _set(self, operation: _Operation, key: str, value: AttributeValue) -> None:
         operation.attributes[key] = value

@@ -84,6 +84,17 @@ ADMIN_EVENT_ID: Final = "shinzo.admin.event_id"
 # --- Metrics (semconv gen-ai/mcp.md, histograms in seconds) ----------------------------------------
 MCP_SERVER_OPERATION_DURATION: Final = "mcp.server.operation.duration"
 MCP_SERVER_SESSION_DURATION: Final = "mcp.server.session.duration"
+OPERATION_DURATION_ATTRIBUTES: Final = (
+    MCP_METHOD_NAME,
+    ERROR_TYPE,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_PROMPT_NAME,
+    RPC_RESPONSE_STATUS_CODE,
+    GEN_AI_OPERATION_NAME,
+    MCP_PROTOCOL_VERSION,
+    NETWORK_TRANSPORT,
+)
+"""Attributes of `mcp.server.operation.duration` (semconv); never a session id."""
 OPERATION_DURATION_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 SESSION_DURATION_BUCKETS: Final = (
     *OPERATION_DURATION_BUCKETS,

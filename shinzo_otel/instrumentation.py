@@ -197,21 +197,13 @@ def _resolve_meter_provider(
     return SdkMeterProvider(resource=resource, metric_readers=[reader]), True
 
 
-def _histograms(meter_provider: MeterProvider) -> tuple[Histogram, Histogram]:
-    meter = meter_provider.get_meter(sc.INSTRUMENTATION_NAME, _VERSION)
-    operation = meter.create_histogram(
-        sc.MCP_SERVER_OPERATION_DURATION,
-        unit="s",
-        description="Duration of one MCP request or notification as seen by the server.",
-        explicit_bucket_boundaries_advisory=sc.OPERATION_DURATION_BUCKETS,
-    )
-    session = meter.create_histogram(
+def _session_duration(meter_provider: MeterProvider) -> Histogram:
+    return meter_provider.get_meter(sc.INSTRUMENTATION_NAME, _VERSION).create_histogram(
         sc.MCP_SERVER_SESSION_DURATION,
         unit="s",
         description="Duration of one MCP session as seen by the server.",
         explicit_bucket_boundaries_advisory=sc.SESSION_DURATION_BUCKETS,
     )
-    return operation, session
 
 
 def instrument_server(
@@ -253,7 +245,7 @@ def instrument_server(
     if _disabled():
         _logger.info("shinzo_otel instrumentation is disabled by the environment; %r left as is", server)
         sessions = SessionManager(trace.NoOpTracer())
-        inert = ShinzoMiddleware(trace.NoOpTracer(), sessions, capture_content=False, operation_duration=None)
+        inert = ShinzoMiddleware(trace.NoOpTracer(), sessions, capture_content=False)
         return Observability(resolved, trace.NoOpTracerProvider(), False, None, None, inert, sessions)
     key = lowlevel_server(server)
     with _lock:
@@ -282,7 +274,7 @@ def instrument_server(
             )
             provider.add_span_processor(processor)
             _processors[provider] = processor
-        operation_duration, session_duration = _histograms(meter_provider)
+        session_duration = _session_duration(meter_provider)
         tracer = provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION)
         sessions = SessionManager(tracer, session_duration, on_boundary=processor.request_flush)
         logical_sessions = (
@@ -294,7 +286,6 @@ def instrument_server(
             tracer,
             sessions,
             capture_content=resolved.enable_argument_collection,
-            operation_duration=operation_duration,
             session_resolver=resolved.session_resolver,
             logical_sessions=logical_sessions,
             around_call=fastmcp_native_tracing_off(server),

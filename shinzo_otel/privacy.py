@@ -519,6 +519,10 @@ class Scrubber:
         try:
             self._key_regex, self._key_names = _compile_table(keys, _KEY_FLAGS)
             self._value_regex, self._value_names = _compile_table(values, _VALUE_FLAGS)
+            # One search per pattern rejects clean text faster than the alternation, which defeats
+            # the literal-prefix scan each pattern gets on its own; the alternation then runs only on
+            # text that matches (it matches exactly when one of them does).
+            self._value_each = tuple(re.compile(regex, _VALUE_FLAGS) for _, regex in values)
         except re.error as error:
             raise ValueError(f"key_patterns/value_patterns cannot be combined: {error}") from None
         self._max_length = self._rules.max_attribute_length
@@ -712,9 +716,12 @@ class Scrubber:
     def _scrub_text(self, path: str, text: str, redacted: list[str]) -> str:
         if self._scan_limit is not None and len(text) > self._scan_limit:
             text = text[: self._scan_limit]
+        hits = [hit.start() for hit in (pattern.search(text) for pattern in self._value_each) if hit]
+        if not hits:
+            return text
         pieces: list[str] = []
         last = 0
-        for match in self._value_regex.finditer(text):
+        for match in self._value_regex.finditer(text, min(hits)):
             start, end = match.span()
             if start == end or match.lastgroup is None:
                 continue

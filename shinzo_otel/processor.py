@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
@@ -27,6 +27,7 @@ from opentelemetry.sdk.environment_variables import (
 )
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import SpanKind
 
 from shinzo_otel import _semconv as sc
 from shinzo_otel._pipeline import (
@@ -110,7 +111,9 @@ class ShinzoSpanProcessor(SpanProcessor):
         circuit_breaker_failures / circuit_breaker_open_millis: consecutive failures that open the
             breaker and how long it stays open before a probe. Defaults: `SHINZO_CIRCUIT_BREAKER_*`,
             else 3 and 60000 (seed 002).
-        meter_provider: where the processor's own metrics go; default the global MeterProvider.
+        meter_provider: where `mcp.server.operation.duration` (recorded from our SERVER spans on the
+            export thread, so sampled and queued spans only) and the processor's own metrics go;
+            default the global MeterProvider.
 
     Raises:
         ValueError: a bad explicit setting (the message names it).
@@ -141,7 +144,7 @@ class ShinzoSpanProcessor(SpanProcessor):
             if max_export_batch_size is not None:
                 raise ValueError("max_export_batch_size must be <= max_queue_size")
             batch_size = self._max_queue_size  # a default never conflicts with an explicit queue size
-        self._schedule_delay = resolve_setting(schedule_delay_millis, OTEL_BSP_SCHEDULE_DELAY) / 1000
+        schedule_delay = resolve_setting(schedule_delay_millis, OTEL_BSP_SCHEDULE_DELAY)
         settings = PipelineSettings(
             max_export_batch_size=batch_size,
             retry_buffer_max_spans=resolve_setting(retry_buffer_max_spans, SHINZO_RETRY_BUFFER_MAX_SPANS),
@@ -172,7 +175,7 @@ class ShinzoSpanProcessor(SpanProcessor):
         self._batch = BatchSpanProcessor(
             self._pipeline,
             max_queue_size=self._max_queue_size,
-            schedule_delay_millis=self._schedule_delay * 1000,
+            schedule_delay_millis=schedule_delay,
             max_export_batch_size=batch_size,
             export_timeout_millis=resolve_setting(export_timeout_millis, OTEL_BSP_EXPORT_TIMEOUT),
         )
@@ -213,7 +216,8 @@ class ShinzoSpanProcessor(SpanProcessor):
         """
         if self._closed:
             return False
-        return bool(self._batch.force_flush(timeout_millis)) and self._pipeline.retry_pending()
+        flushed = bool(self._batch.force_flush(timeout_millis))
+        return self._pipeline.flush(timeout_millis / 1000) and flushed
 
     def shutdown(self) -> None:
         """Export what is queued (one last attempt for the retry buffer), then stop.
@@ -253,8 +257,8 @@ class ShinzoSpanProcessor(SpanProcessor):
 
     @property
     def pending_retries(self) -> int:
-        """Spans in the retry buffer, waiting for the endpoint to come back."""
-        return self._pipeline.pending_retries
+        """Spans scrubbed and waiting to be sent (the send buffer while the endpoint is down)."""
+        return self._pipeline.pending
 
     @property
     def circuit_open(self) -> bool:
@@ -263,9 +267,21 @@ class ShinzoSpanProcessor(SpanProcessor):
 
     # --- internals --------------------------------------------------------------------------------
 
-    def _received(self, count: int) -> None:
+    def _received(self, spans: Sequence[ReadableSpan]) -> None:
         with self._lock:
-            self._in_flight -= count
+            self._in_flight -= len(spans)
+        for span in spans:
+            scope = span.instrumentation_scope
+            if span.kind is SpanKind.SERVER and scope is not None and scope.name == sc.INSTRUMENTATION_NAME:
+                self._record_operation(span)
+
+    def _record_operation(self, span: ReadableSpan) -> None:
+        """`mcp.server.operation.duration` from one of our SERVER spans (off the request path)."""
+        attributes = span.attributes or {}
+        if span.start_time is None or span.end_time is None or sc.MCP_METHOD_NAME not in attributes:
+            return
+        selected = {key: attributes[key] for key in sc.OPERATION_DURATION_ATTRIBUTES if key in attributes}
+        self._operation_duration.record((span.end_time - span.start_time) / 1e9, selected)
 
     def _count_dropped(self, reason: str, count: int) -> None:
         with self._lock:
@@ -287,20 +303,24 @@ class ShinzoSpanProcessor(SpanProcessor):
 
     def _flush_loop(self) -> None:
         while True:
-            requested = self._flush_wanted.wait(self._schedule_delay)
+            self._flush_wanted.wait()
             if self._closed:
                 return
             self._flush_wanted.clear()
             try:
-                if requested:
-                    self._batch.force_flush()
-                self._pipeline.retry_pending()
+                self._batch.force_flush()  # hands the queue to the pipeline's sender; no network wait
             except Exception:
-                _logger.debug("background flush failed", exc_info=True)
+                _logger.debug("requested flush failed", exc_info=True)
 
     def _register_metrics(self, meter_provider: MeterProvider) -> None:
         """The processor's own counters, under the OTel SDK self-observability names."""
         meter = meter_provider.get_meter(sc.INSTRUMENTATION_NAME)
+        self._operation_duration = meter.create_histogram(
+            sc.MCP_SERVER_OPERATION_DURATION,
+            unit="s",
+            description="Duration of one MCP request or notification as seen by the server.",
+            explicit_bucket_boundaries_advisory=sc.OPERATION_DURATION_BUCKETS,
+        )
         component = {
             sc.OTEL_COMPONENT_TYPE: _COMPONENT_TYPE,
             sc.OTEL_COMPONENT_NAME: f"{_COMPONENT_TYPE}/{id(self)}",

@@ -324,3 +324,29 @@ async def test_session_started_inside_another_sessions_request_keeps_its_own_id(
     assert shell.attributes["session.id"] == marker.attributes["session.id"] == "shell-1"
     (call,) = spans_named(spans, "tools/call open_session")
     assert call.attributes["session.id"] != "shell-1"
+
+
+async def test_semconv_metrics_reach_the_receiver(receiver: OtlpReceiver, tracer_provider: TracerProvider):
+    """No host MeterProvider and an OTLP endpoint: our own MeterProvider exports the two histograms."""
+    server = make_mcpserver(tracer_provider)
+    observability = _instrument(server, receiver, tracer_provider)
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("echo", {"text": "a"})
+        await client.call_tool("fail", {"reason": "b"})
+    await observability.shutdown()  # flushes spans (the operation metric derives from them), then metrics
+    metrics = receiver.metrics()
+    operations = metrics["mcp.server.operation.duration"]
+    calls = {
+        point.attributes.get("error.type"): point
+        for point in operations
+        if point.attributes.get("gen_ai.tool.name")
+    }
+    assert calls["tool_error"].count == 1 and calls[None].count == 1
+    assert calls[None].attributes["mcp.method.name"] == "tools/call"
+    assert calls[None].unit == "s"
+    assert calls[None].explicit_bounds == (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+    for point in operations:
+        assert "session.id" not in point.attributes and "mcp.session.id" not in point.attributes
+    (session,) = metrics["mcp.server.session.duration"]
+    assert session.count == 1 and session.attributes == {"mcp.protocol.version": "2025-11-25"}
+    assert session.explicit_bounds[-1] == 604800  # extended past the semconv 300 s to a week

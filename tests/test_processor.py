@@ -109,7 +109,10 @@ def test_outage_within_the_buffer_loses_nothing(receiver: OtlpReceiver, provider
     receiver.set_mode("unavailable")
     _end_spans(provider, 300)
     assert not processor.force_flush()
-    assert processor.pending_retries == 300 and processor.circuit_open
+    deadline = time.monotonic() + 10
+    while not processor.circuit_open and time.monotonic() < deadline:  # the sender retries, then opens
+        time.sleep(0.01)
+    assert processor.circuit_open and processor.pending_retries == 300
     receiver.set_mode("ok")
     _end_spans(provider, 100)
     # The breaker lets a probe through once its open time has passed; then the buffer drains.

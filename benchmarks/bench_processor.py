@@ -1,0 +1,257 @@
+"""Cost per span and export throughput: `ShinzoSpanProcessor` (privacy on) vs the SDK's `BatchSpanProcessor`.
+
+Both processors get the same exporter class (a fresh instance each): a null exporter, which isolates
+the CPU cost of the processor itself (for Shinzo: the privacy rules on the export thread), and the
+official OTLP/gRPC exporter to a loopback receiver in this process (the real export path).
+
+The spans are real: `tools/call` SERVER spans recorded by `instrument_server` on an in-memory
+`MCPServer` (argument collection on for the "args on" shape, off for "args off"), taken before any
+processing. The arguments and the result hold an email address and a card number, which the default
+privacy rules redact.
+
+- Cost per span: the time to hand a block of spans to `on_end` and `force_flush` them (batching,
+  privacy, export) divided by the block size; processors interleaved block by block, median of the
+  rounds. Ratio = Shinzo / BatchSpanProcessor (issue target ≤ 1.25).
+- Throughput: one producer thread calls `on_end` as fast as the queue allows (it waits while the
+  spans not yet exported reach ¾ of the queue, 2048 by default), then flushes; spans/s = spans /
+  elapsed. Dropped spans (expect 0) and spans the receiver decoded are counted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+from mcp import Client
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from benchmarks import CountingExporter, median, quiet_logging, table
+from shinzo_otel import instrument_server
+from shinzo_otel._semconv import GEN_AI_OPERATION_NAME
+from shinzo_otel.processor import ShinzoSpanProcessor
+from tests.mcp_servers import make_mcpserver
+from tests.otlp_receiver import OtlpReceiver
+
+TEXT = "Forward the invoice to bob@example.com; card 4111 1111 1111 1111; thanks, the finance team."
+SHAPES = ("args_off", "args_on")
+EXPORTERS = ("null", "otlp_grpc")
+PROCESSORS = ("batch", "shinzo")
+_QUEUE = 2048  # the SDK default of both processors (OTEL_BSP_MAX_QUEUE_SIZE)
+_FULL = {"spans": 200, "rounds": 15, "block": 1500, "throughput_spans": 30000, "throughput_rounds": 2}
+_QUICK = {"spans": 10, "rounds": 2, "block": 50, "throughput_spans": 300, "throughput_rounds": 1}
+
+
+class _Collector(SpanProcessor):
+    """Keeps every ended span as the SDK hands it to processors (before any privacy rule)."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+
+async def _record_spans(capture: bool, calls: int) -> list[ReadableSpan]:
+    """`calls` tools/call SERVER spans from a real in-memory session (no exporter involved)."""
+    provider = TracerProvider()
+    collector = _Collector()
+    provider.add_span_processor(collector)
+    server = make_mcpserver(provider)
+    with OtlpReceiver() as receiver:
+        observability = instrument_server(
+            server,
+            {
+                "server_name": "bench-processor",
+                "exporter_endpoint": receiver.grpc_endpoint,
+                "exporter_protocol": "grpc",
+                "enable_argument_collection": capture,
+            },
+            tracer_provider=provider,
+        )
+        async with Client(server, mode="legacy") as client:
+            for _ in range(calls):
+                await client.call_tool("echo", {"text": TEXT})
+        await observability.shutdown()
+    return [span for span in collector.spans if (span.attributes or {}).get(GEN_AI_OPERATION_NAME)]
+
+
+def _exporter(kind: str, receiver: OtlpReceiver) -> CountingExporter:
+    inner: SpanExporter | None = None
+    if kind == "otlp_grpc":
+        inner = OTLPSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True)
+    return CountingExporter(inner)
+
+
+def _processor(kind: str, exporter: SpanExporter, shape: str) -> BatchSpanProcessor | ShinzoSpanProcessor:
+    if kind == "batch":
+        return BatchSpanProcessor(exporter)
+    return ShinzoSpanProcessor(exporter, capture_content=shape == "args_on")
+
+
+def _spans_for(spans: list[ReadableSpan], count: int) -> list[ReadableSpan]:
+    return [spans[index % len(spans)] for index in range(count)]
+
+
+def _block(processor: SpanProcessor, spans: list[ReadableSpan]) -> float:
+    """µs per span to take `spans` through `on_end` and a flush."""
+    started = time.perf_counter()
+    for span in spans:
+        processor.on_end(span)
+    processor.force_flush()
+    return (time.perf_counter() - started) / len(spans) * 1e6
+
+
+def _throughput(
+    processor: SpanProcessor, exporter: CountingExporter, spans: list[ReadableSpan]
+) -> dict[str, float]:
+    """Spans per second with a producer that never overfills the queue; and what was dropped."""
+    limit = _QUEUE * 3 // 4
+    started = time.perf_counter()
+    for produced, span in enumerate(spans):
+        while produced - exporter.exported >= limit:
+            time.sleep(0.0002)
+        processor.on_end(span)
+    processor.force_flush()
+    elapsed = time.perf_counter() - started
+    if isinstance(processor, ShinzoSpanProcessor):
+        dropped = sum(processor.dropped_spans.values())
+    else:  # BatchSpanProcessor drops silently (a log line); what never reached the exporter is lost
+        dropped = len(spans) - exporter.exported
+    return {"spans_per_second": len(spans) / elapsed, "exported": exporter.exported, "dropped": dropped}
+
+
+def _received_span_count(receiver: OtlpReceiver) -> int:
+    return sum(
+        len(scope.spans)
+        for request in receiver.trace_requests
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+    )
+
+
+def _measure(quick: bool) -> dict[str, Any]:
+    sizes = _QUICK if quick else _FULL
+    quiet_logging()
+    shapes = {shape: anyio.run(_record_spans, shape == "args_on", sizes["spans"]) for shape in SHAPES}
+    cost: dict[tuple[str, str, str], list[float]] = {}
+    throughput: dict[str, list[dict[str, float]]] = {kind: [] for kind in PROCESSORS}
+    received: dict[str, int] = dict.fromkeys(PROCESSORS, 0)
+    with OtlpReceiver() as receiver:
+        pipelines = {
+            (kind, exporter_kind, shape): _processor(kind, exporter, shape)
+            for kind in PROCESSORS
+            for exporter_kind in EXPORTERS
+            for shape in SHAPES
+            for exporter in [_exporter(exporter_kind, receiver)]
+        }
+        for round_index in range(sizes["rounds"]):
+            order = PROCESSORS if round_index % 2 == 0 else PROCESSORS[::-1]
+            for exporter_kind in EXPORTERS:
+                for shape in SHAPES:
+                    block = _spans_for(shapes[shape], sizes["block"])
+                    for kind in order:
+                        value = _block(pipelines[kind, exporter_kind, shape], block)
+                        cost.setdefault((kind, exporter_kind, shape), []).append(value)
+            receiver.clear()
+        for pipeline in pipelines.values():
+            pipeline.shutdown()
+
+        stream = _spans_for(shapes["args_on"], sizes["throughput_spans"])
+        for round_index in range(sizes["throughput_rounds"]):
+            order = PROCESSORS if round_index % 2 == 0 else PROCESSORS[::-1]
+            for kind in order:
+                exporter = _exporter("otlp_grpc", receiver)
+                processor = _processor(kind, exporter, "args_on")
+                throughput[kind].append(_throughput(processor, exporter, stream))
+                processor.shutdown()
+                received[kind] += _received_span_count(receiver)
+                receiver.clear()
+    return _report(cost, throughput, received, sizes)
+
+
+def _report(
+    cost: dict[tuple[str, str, str], list[float]],
+    throughput: dict[str, list[dict[str, float]]],
+    received: dict[str, int],
+    sizes: dict[str, int],
+) -> dict[str, Any]:
+    per_span: list[dict[str, Any]] = []
+    for exporter_kind in EXPORTERS:
+        for shape in SHAPES:
+            batch = median(cost["batch", exporter_kind, shape])
+            shinzo = median(cost["shinzo", exporter_kind, shape])
+            per_span.append(
+                {
+                    "exporter": exporter_kind,
+                    "shape": shape,
+                    "batch_us": round(batch, 2),
+                    "shinzo_us": round(shinzo, 2),
+                    "ratio": round(shinzo / batch, 2),
+                }
+            )
+    rates = {
+        kind: {
+            "spans_per_second": round(median([run["spans_per_second"] for run in runs])),
+            "dropped": int(sum(run["dropped"] for run in runs)),
+            "exported": int(sum(run["exported"] for run in runs)),
+            "received": received[kind],
+            "offered": sizes["throughput_spans"] * len(runs),
+        }
+        for kind, runs in throughput.items()
+    }
+    return {
+        "per_span": per_span,
+        "throughput": rates,
+        "throughput_ratio": round(
+            rates["shinzo"]["spans_per_second"] / rates["batch"]["spans_per_second"], 2
+        ),
+        "sizes": sizes,
+        "tables": [
+            table(
+                "Cost per span, on_end + batch + export "
+                "(median µs; ratio = Shinzo with privacy / BatchSpanProcessor)",
+                ["exporter", "span shape", "BatchSpanProcessor µs", "ShinzoSpanProcessor µs", "ratio"],
+                [
+                    [row["exporter"], row["shape"], row["batch_us"], row["shinzo_us"], row["ratio"]]
+                    for row in per_span
+                ],
+            ),
+            table(
+                "Export throughput to the loopback OTLP/gRPC receiver (args-on spans, privacy on)",
+                ["processor", "spans/s", "offered", "exported", "received", "dropped"],
+                [
+                    [
+                        kind,
+                        rate["spans_per_second"],
+                        rate["offered"],
+                        rate["exported"],
+                        rate["received"],
+                        rate["dropped"],
+                    ]
+                    for kind, rate in rates.items()
+                ],
+            ),
+        ],
+        "notes": [
+            f"Cost: {sizes['rounds']} interleaved rounds of {sizes['block']} spans per processor; "
+            "throughput: the producer waits while ¾ of the 2048-span queue is unexported.",
+        ],
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Cost per span and throughput of both processors, side by side.
+
+    Returns:
+        `per_span` (per exporter and span shape: µs per span of each processor and the ratio),
+        `throughput` (per processor: spans/s, offered, exported, received by the receiver, dropped),
+        `throughput_ratio` (Shinzo / batch), `sizes`, `tables`, `notes`.
+    """
+    return _measure(quick)

@@ -26,8 +26,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, cast
@@ -38,6 +37,7 @@ from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 
 from shinzo_otel._semconv import ADMIN_COMPONENT, HOST_NAME, SESSION_ID, USER_NAME
+from shinzo_otel._sqlite import BUSY_TIMEOUT_SECONDS, ForkSafeConnection, transaction
 from shinzo_otel.replay.model import (
     EventRecord,
     LinkRecord,
@@ -76,7 +76,6 @@ _V1_TO_V2: Final = (
     *_V2_INDEXES,
 )
 _SCHEMA_VERSION: Final = 2
-_BUSY_TIMEOUT_SECONDS: Final = 5.0
 _SCHEMA: Final = (
     """CREATE TABLE spans (
         trace_id TEXT NOT NULL,
@@ -300,17 +299,11 @@ def _session_row(session: SessionAccumulator) -> tuple[Any, ...]:
     )
 
 
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so a concurrent writer (another server process, or
-    # `SessionStore.end_session`) waits on the busy timeout instead of failing mid-transaction.
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.rollback()
-        raise
-    connection.commit()
+def _prepare_for_writing(connection: sqlite3.Connection) -> None:
+    # NORMAL is durable against application crashes in WAL mode; only power loss can drop the last
+    # transactions, an acceptable trade for telemetry.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    _create_schema(connection)
 
 
 def _migrate_v1(connection: sqlite3.Connection) -> None:
@@ -339,7 +332,7 @@ def _create_schema(connection: sqlite3.Connection) -> None:
     Raises:
         sqlite3.DatabaseError: the file has a newer (or unknown) schema version.
     """
-    with _transaction(connection):
+    with transaction(connection):
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version == _SCHEMA_VERSION:
             return
@@ -373,35 +366,13 @@ class SqliteSpanExporter(SpanExporter):
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._path = Path(path) if path is not None else default_store_path()
         self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._connection_pid = 0
+        self._connection = ForkSafeConnection(self._path, _prepare_for_writing)
         self._shutdown = False
 
     @property
     def path(self) -> Path:
         """The database file this exporter writes to."""
         return self._path
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None and self._connection_pid == os.getpid():
-            return self._connection
-        # A connection must not cross a fork (sqlite.org/howtocorrupt.html 2.6): leave the parent's
-        # connection alone and open our own.
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(
-            self._path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-        )
-        try:
-            connection.execute("PRAGMA journal_mode = WAL")
-            # NORMAL is durable against application crashes in WAL mode; only power loss can drop
-            # the last transactions, an acceptable trade for telemetry.
-            connection.execute("PRAGMA synchronous = NORMAL")
-            _create_schema(connection)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection, self._connection_pid = connection, os.getpid()
-        return connection
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Store `spans` in one transaction; SUCCESS or FAILURE, never an exception."""
@@ -421,8 +392,8 @@ class SqliteSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         try:
             with self._lock:
-                connection = self._connect()
-                with _transaction(connection):
+                connection = self._connection.get()
+                with transaction(connection):
                     self._write(connection, records)
         except Exception:
             _logger.exception("failed to export %d spans to the session store %s", len(records), self._path)
@@ -450,9 +421,7 @@ class SqliteSpanExporter(SpanExporter):
         """Close the connection; later exports fail."""
         with self._lock:
             self._shutdown = True
-            if self._connection is not None and self._connection_pid == os.getpid():
-                self._connection.close()
-            self._connection = None
+            self._connection.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered here (each export commits), so this returns True at once."""
@@ -513,7 +482,7 @@ class SessionStore:
             self._connection = sqlite3.connect(
                 f"{self._path.resolve().as_uri()}?mode=rw",
                 uri=True,
-                timeout=_BUSY_TIMEOUT_SECONDS,
+                timeout=BUSY_TIMEOUT_SECONDS,
                 isolation_level=None,
             )
         except sqlite3.Error as error:
@@ -599,7 +568,7 @@ class SessionStore:
                 f"end_ns {end_ns} is before the start of session {session_id!r} ({summary.start_ns})"
             )
         try:
-            with _transaction(self._connection):
+            with transaction(self._connection):
                 changed = self._connection.execute(
                     "UPDATE sessions SET end_ns = ?, status = 'ended', end_reason = ? "
                     "WHERE session_id = ? AND end_ns IS NULL",

@@ -19,18 +19,18 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from opentelemetry.util.types import AttributeValue
 
+from shinzo_otel._sqlite import ForkSafeConnection, transaction
+
 ENDED_RETENTION_SECONDS: Final = 30 * 86_400
 """How long an ended session is remembered (for idempotent retries of its events): 30 days."""
 _SCHEMA_VERSION: Final = 1
-_BUSY_TIMEOUT_SECONDS: Final = 5.0
 _MAX_SUFFIX: Final = 100_000
 _SCHEMA: Final = (
     """CREATE TABLE admin_sessions (
@@ -90,8 +90,7 @@ class SessionStateStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-        self._connection_pid = 0
+        self._connection = ForkSafeConnection(self._path, self._prepare)
 
     @property
     def path(self) -> Path:
@@ -119,7 +118,7 @@ class SessionStateStore:
         """
 
         def reserve(connection: sqlite3.Connection) -> tuple[SessionRecord, bool]:
-            with _transaction(connection):
+            with transaction(connection):
                 existing = self._select(connection, "event_id", event_id)
                 if existing is not None:
                     return existing, False
@@ -139,7 +138,7 @@ class SessionStateStore:
         """Remember the ids (hex) of the session span of `session_id`."""
 
         def set_span(connection: sqlite3.Connection) -> None:
-            with _transaction(connection):
+            with transaction(connection):
                 connection.execute(
                     "UPDATE admin_sessions SET trace_id = ?, span_id = ? WHERE session_id = ?",
                     (trace_id, span_id, session_id),
@@ -151,7 +150,7 @@ class SessionStateStore:
         """Mark `session_id` ended. True if this call ended it, False if it had already ended."""
 
         def mark_ended(connection: sqlite3.Connection) -> bool:
-            with _transaction(connection):
+            with transaction(connection):
                 cursor = connection.execute(
                     "UPDATE admin_sessions SET end_ns = ?, end_reason = ?"
                     " WHERE session_id = ? AND end_ns IS NULL",
@@ -164,9 +163,7 @@ class SessionStateStore:
     def close(self) -> None:
         """Close the connection (reopened on next use)."""
         with self._lock:
-            if self._connection is not None and self._connection_pid == os.getpid():
-                self._connection.close()
-            self._connection = None
+            self._connection.close()
 
     @staticmethod
     def _select(connection: sqlite3.Connection, column: str, value: str) -> SessionRecord | None:
@@ -190,43 +187,15 @@ class SessionStateStore:
 
     def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
         with self._lock:
-            return operation(self._connect())
+            return operation(self._connection.get())
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is not None and self._connection_pid == os.getpid():
-            return self._connection
-        # A connection must not cross a fork (sqlite.org/howtocorrupt.html 2.6).
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(
-            self._path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-        )
-        try:
-            connection.execute("PRAGMA journal_mode = WAL")
-            with _transaction(connection):
-                version = connection.execute("PRAGMA user_version").fetchone()[0]
-                if version == 0:
-                    for statement in _SCHEMA:
-                        connection.execute(statement)
-                elif version != _SCHEMA_VERSION:
-                    raise sqlite3.DatabaseError(
-                        f"{self._path}: admin session state version {version},"
-                        f" this code reads {_SCHEMA_VERSION}"
-                    )
-        except BaseException:
-            connection.close()
-            raise
-        self._connection, self._connection_pid = connection, os.getpid()
-        return connection
-
-
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front: two servers allocating ids for the same second
-    # serialize here instead of both picking the same free id.
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.rollback()
-        raise
-    connection.commit()
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        with transaction(connection):
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+            elif version != _SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"{self._path}: admin session state version {version}, this code reads {_SCHEMA_VERSION}"
+                )

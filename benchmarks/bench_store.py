@@ -279,7 +279,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             f"Store: {sizes['sessions']:,} sessions, {spans:,} spans, {size_mib:.0f} MiB, written in "
             f"{build_seconds:.0f} s through SqliteSpanExporter.export_records ({spans / build_seconds:,.0f} "
             "spans/s, batches of 20 000).",
-            "The console-script figures include the interpreter start-up and the import of the shinzo_otel "
-            "package (its __init__ loads the instrumentation and the mcp SDK), shown alone by --help.",
+            "The console-script figures include the interpreter start-up and the CLI's imports (the "
+            "package's exports load lazily, so the mcp SDK is not loaded), shown alone by --help.",
         ],
     }

@@ -78,11 +78,16 @@ def make_lowlevel_server() -> Server[Any]:
 
 
 @asynccontextmanager
-async def serve_http(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 (ephemeral port); yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+async def serve_http(app: Any, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1; yields the base URL.
+
+    Args:
+        sock: a bound socket to serve on (a port reserved earlier); default a new ephemeral port.
+    """
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     async with anyio.create_task_group() as tg:

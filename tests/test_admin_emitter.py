@@ -8,14 +8,12 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from mcp import StdioServerParameters
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -176,20 +174,6 @@ def reserved_socket() -> Iterator[socket.socket]:
     sock.close()
 
 
-@asynccontextmanager
-async def serve_on(app: Any, sock: socket.socket) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.01)
-        try:
-            yield
-        finally:
-            server.should_exit = True
-
-
 async def test_circuit_breaker_against_a_server_that_is_down_then_comes_back(
     tracking: Callable[..., TrackingServer],
     reserved_socket: socket.socket,
@@ -218,7 +202,7 @@ async def test_circuit_breaker_against_a_server_that_is_down_then_comes_back(
         ]
 
     server = tracking()
-    async with serve_on(server.asgi_app(), reserved_socket):
+    async with serve_http(server.asgi_app(), reserved_socket):
         with anyio.fail_after(5):
             while not emitter.available:  # the open interval passes
                 await anyio.sleep(0.05)

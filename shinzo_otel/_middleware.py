@@ -48,14 +48,11 @@ def _json(value: Any) -> str:
 class _Operation:
     """What the middleware keeps between the start and the end of one message."""
 
-    __slots__ = ("attributes", "method", "session", "span")
+    __slots__ = ("method", "session", "span")
 
-    def __init__(
-        self, method: str, span: Span, attributes: dict[str, AttributeValue], session: Session | None
-    ):
+    def __init__(self, method: str, span: Span, session: Session | None):
         self.method = method
         self.span = span
-        self.attributes = attributes
         self.session = session
 
 
@@ -155,7 +152,7 @@ class ShinzoMiddleware:
             attributes=attributes,
             links=links,
         )
-        return _Operation(method, span, attributes, session)
+        return _Operation(method, span, session)
 
     def _target_attributes(
         self, method: str, params: Mapping[str, Any], attributes: dict[str, AttributeValue]
@@ -292,17 +289,14 @@ class ShinzoMiddleware:
         finally:
             operation.span.end()  # its duration metric is recorded from it on the export thread
 
-    def _set(self, operation: _Operation, key: str, value: AttributeValue) -> None:
-        operation.attributes[key] = value
-        operation.span.set_attribute(key, value)
-
     def _record_result(self, operation: _Operation, result: HandlerResult) -> None:
         if operation.method != "tools/call":
             return
+        span = operation.span
         match result:
             case CallToolResult(is_error=True) | {"isError": True}:
-                self._set(operation, sc.ERROR_TYPE, sc.TOOL_ERROR)
-                operation.span.set_status(StatusCode.ERROR)
+                span.set_attribute(sc.ERROR_TYPE, sc.TOOL_ERROR)
+                span.set_status(StatusCode.ERROR)
             case _:
                 pass
         if self._capture_content and result is not None:
@@ -312,22 +306,22 @@ class ShinzoMiddleware:
                 else result
             )
             content = {key: value for key, value in wire.items() if key != "_meta"}
-            operation.span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, _json(content))
+            span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, _json(content))
 
     def _record_error(self, operation: _Operation, error: BaseException) -> None:
         span = operation.span
         if isinstance(error, MCPError):
             code = error.error.code
-            self._set(operation, sc.ERROR_TYPE, str(code))
-            self._set(operation, sc.RPC_RESPONSE_STATUS_CODE, str(code))
+            span.set_attribute(sc.ERROR_TYPE, str(code))
+            span.set_attribute(sc.RPC_RESPONSE_STATUS_CODE, str(code))
             if code not in _NOT_SPAN_ERRORS:
                 span.set_status(StatusCode.ERROR, error.error.message)
         elif isinstance(error, ValidationError):
             # The wire answer is INVALID_PARAMS; pydantic's message echoes client input, keep it out.
-            self._set(operation, sc.ERROR_TYPE, str(INVALID_PARAMS))
-            self._set(operation, sc.RPC_RESPONSE_STATUS_CODE, str(INVALID_PARAMS))
+            span.set_attribute(sc.ERROR_TYPE, str(INVALID_PARAMS))
+            span.set_attribute(sc.RPC_RESPONSE_STATUS_CODE, str(INVALID_PARAMS))
         elif isinstance(error, Exception):
-            self._set(operation, sc.ERROR_TYPE, type(error).__qualname__)
+            span.set_attribute(sc.ERROR_TYPE, type(error).__qualname__)
             if self._capture_content:
                 span.record_exception(error)
                 span.set_status(StatusCode.ERROR, str(error))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,29 @@ from typing import Final
 
 BUSY_TIMEOUT_SECONDS: Final = 5.0
 """How long a writer waits for another process's write lock before failing."""
+
+_WAL_RETRY_SECONDS: Final = 0.005
+
+
+def _enable_wal(connection: sqlite3.Connection) -> None:
+    """Switch `connection`'s database to WAL mode, waiting up to `BUSY_TIMEOUT_SECONDS` for it.
+
+    SQLite answers `PRAGMA journal_mode = WAL` with SQLITE_BUSY at once, without calling the busy
+    handler, while another connection is switching the same new file (several exporters starting
+    together), so the busy timeout alone does not cover it: the pragma is retried until the deadline.
+
+    Raises:
+        sqlite3.OperationalError: still locked at the deadline, or any other error at once.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not str(error).startswith("database is locked") or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_SECONDS)
 
 
 @contextmanager
@@ -56,7 +80,7 @@ class ForkSafeConnection:
             self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
         )
         try:
-            connection.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(connection)
             self._prepare(connection)
         except BaseException:
             connection.close()

@@ -265,6 +265,8 @@ _KEY_CACHE_SIZE: Final = 4096
 _KEY_FLAGS: Final = re.IGNORECASE | re.ASCII
 _VALUE_FLAGS: Final = re.ASCII
 _JSON_START: Final = re.compile(r"\s*[\[{]")
+_ASCII_DIGITS: Final = frozenset("0123456789")
+_LUHN_DOUBLED: Final = {str(digit): (digit * 2 - 9 if digit > 4 else digit * 2) for digit in range(10)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,12 +474,9 @@ def _compile_table(patterns: Sequence[tuple[str, str]], flags: int) -> tuple[re.
 
 
 def _passes_luhn(text: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed([char for char in text if char.isdigit()])):
-        digit = int(char)
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
+    """The Luhn check (ISO/IEC 7812-1 annex B) on the ASCII digits of `text`, other characters ignored."""
+    digits = [char for char in text if char in _ASCII_DIGITS]
+    total = sum(map(int, digits[-1::-2])) + sum(_LUHN_DOUBLED[digit] for digit in digits[-2::-2])
     return total % 10 == 0
 
 
@@ -486,11 +485,31 @@ def _is_content_key(key: str) -> bool:
     return key in _CONTENT_KEYS or key.startswith(_CONTENT_KEY_PREFIXES)
 
 
-def _bounded(attributes: Mapping[str, AnyValue], dropped: int) -> BoundedAttributes:
-    # Keep the SDK's attribute container and its dropped count: exporters report `dropped_attributes`.
+def _bounded(attributes: dict[str, AnyValue], dropped: int) -> Mapping[str, AnyValue]:
+    """Read-only attributes for a scrubbed span, event or link, keeping the SDK's dropped count.
+
+    The values came from SDK-validated attributes, so they are not validated again: a
+    `BoundedAttributes` (which re-cleans every value) is built only to carry a non-zero dropped
+    count, which exporters report as `dropped_attributes_count`.
+    """
+    if not dropped:
+        return MappingProxyType(attributes)
     result = BoundedAttributes(attributes=attributes, immutable=True)
     result.dropped = dropped
     return result
+
+
+@dataclass(slots=True)
+class _Findings:
+    """What one `Scrubber.scrub_span` (or `scrub_value`) pass collects as it goes."""
+
+    paths: list[str] = field(default_factory=list)
+    """The paths redacted or removed, in order, possibly repeated."""
+    texts: dict[str, str | None] = field(default_factory=dict)
+    """Plain text already value-scanned in this pass -> its scrubbed form, None if nothing matched.
+    MCP results repeat their text (`content[].text` and `structuredContent`), and arguments often
+    reappear in results: each distinct text is scanned once per span. Kept only without a callback,
+    whose answer may depend on the path."""
 
 
 class Scrubber:
@@ -554,17 +573,17 @@ class Scrubber:
                 interpreter's recursion limit) propagates. The caller must then drop the span and
                 never export it unscrubbed: fail closed.
         """
-        redacted: list[str] = []
+        found = _Findings()
         attributes = span.attributes or {}
         tool_name = attributes.get(sc.GEN_AI_TOOL_NAME)
-        new_attributes = self._scrub_attributes(attributes, tool_name, redacted)
+        new_attributes = self._scrub_attributes(attributes, tool_name, found)
 
         events = span.events
         new_events: list[Event] | None = None
         for index, event in enumerate(events):
             event_attributes = event.attributes or {}
             event_tool = event_attributes.get(sc.GEN_AI_TOOL_NAME, tool_name)
-            scrubbed = self._scrub_attributes(event_attributes, event_tool, redacted)
+            scrubbed = self._scrub_attributes(event_attributes, event_tool, found)
             if scrubbed is not None:
                 new_events = new_events if new_events is not None else list(events)
                 new_events[index] = Event(
@@ -574,26 +593,24 @@ class Scrubber:
         links = span.links
         new_links: list[Link] | None = None
         for index, link in enumerate(links):
-            scrubbed = self._scrub_attributes(link.attributes or {}, None, redacted)
+            scrubbed = self._scrub_attributes(link.attributes or {}, None, found)
             if scrubbed is not None:
                 new_links = new_links if new_links is not None else list(links)
                 new_links[index] = Link(link.context, _bounded(scrubbed, link.dropped_attributes))
 
         status = span.status
         if status.description:
-            description = self._truncate(
-                self._scrub_node(OTEL_STATUS_DESCRIPTION, status.description, redacted)
-            )
+            description = self._truncate(self._scrub_node(OTEL_STATUS_DESCRIPTION, status.description, found))
             if description is not status.description:
                 status = Status(status.status_code, str(description))
 
         if new_attributes is None and new_events is None and new_links is None and status is span.status:
             return span
         final_attributes = dict(new_attributes if new_attributes is not None else attributes)
-        if redacted:
+        if found.paths:
             earlier = final_attributes.get(REDACTED_KEYS_ATTRIBUTE)
             recorded = [*earlier] if isinstance(earlier, tuple | list) else []
-            paths = dict.fromkeys(path for path in [*recorded, *redacted] if isinstance(path, str))
+            paths = dict.fromkeys(path for path in [*recorded, *found.paths] if isinstance(path, str))
             final_attributes[REDACTED_KEYS_ATTRIBUTE] = tuple(paths)[:_MAX_RECORDED_PATHS]
         return ReadableSpan(
             name=span.name,
@@ -624,9 +641,9 @@ class Scrubber:
         Raises:
             Exception: as `scrub_span`; the caller must not use the raw value then.
         """
-        redacted: list[str] = []
-        result = self._scrub_attribute(path, value, redacted)
-        return result, tuple(dict.fromkeys(redacted))
+        found = _Findings()
+        result = self._scrub_attribute(path, value, found)
+        return result, tuple(dict.fromkeys(found.paths))
 
     @staticmethod
     def _bounded_list(items: Sequence[Any], dropped: int) -> BoundedList[Any]:
@@ -646,7 +663,7 @@ class Scrubber:
         return tool_name in self._deny or (self._allow is not None and tool_name not in self._allow)
 
     def _scrub_attributes(
-        self, attributes: Mapping[str, AnyValue], tool_name: object, redacted: list[str]
+        self, attributes: Mapping[str, AnyValue], tool_name: object, found: _Findings
     ) -> dict[str, AnyValue] | None:
         """The scrubbed attributes, or None when nothing changed."""
         blocked = self._content_blocked(tool_name)
@@ -654,31 +671,31 @@ class Scrubber:
         changed = False
         for key, value in attributes.items():
             if blocked and _is_content_key(key):
-                redacted.append(key)
+                found.paths.append(key)
                 changed = True
                 continue
-            new_value = self._scrub_attribute(key, value, redacted)
+            new_value = self._scrub_attribute(key, value, found)
             changed = changed or new_value is not value
             result[key] = new_value
         return result if changed else None
 
-    def _scrub_attribute(self, key: str, value: AnyValue, redacted: list[str]) -> Any:
+    def _scrub_attribute(self, key: str, value: AnyValue, found: _Findings) -> Any:
         if key in SAFE_KEYS or key.startswith(SAFE_KEY_PREFIXES):
             return self._truncate(value)
         pattern = self._key_pattern(key)
         if pattern is not None:
-            return self._truncate(self._redact_whole(key, value, pattern, redacted))
-        return self._truncate(self._scrub_node(key, value, redacted))
+            return self._truncate(self._redact_whole(key, value, pattern, found))
+        return self._truncate(self._scrub_node(key, value, found))
 
-    def _scrub_node(self, path: str, node: Any, redacted: list[str]) -> Any:
+    def _scrub_node(self, path: str, node: Any, found: _Findings) -> Any:
         """`node` scrubbed by value and (in mappings) key patterns; the same object if unchanged."""
         if isinstance(node, str):
-            return self._scrub_str(path, node, redacted)
+            return self._scrub_str(path, node, found)
         if isinstance(node, bool) or node is None:
             return node
         if isinstance(node, int):
             text = str(node)
-            scrubbed = self._scrub_text(path, text, redacted)
+            scrubbed = self._scrub_text(path, text, found)
             return node if scrubbed is text else scrubbed
         if isinstance(node, Mapping):
             mapping: dict[str, Any] = {}
@@ -687,38 +704,52 @@ class Scrubber:
                 child = f"{path}.{key}"
                 pattern = self._key_pattern(str(key))
                 if pattern is None:
-                    new_value = self._scrub_node(child, value, redacted)
+                    new_value = self._scrub_node(child, value, found)
                 else:
-                    new_value = self._redact_whole(child, value, pattern, redacted)
+                    new_value = self._redact_whole(child, value, pattern, found)
                 changed = changed or new_value is not value
                 mapping[key] = new_value
             return mapping if changed else node
         if isinstance(node, list | tuple):
-            items = [self._scrub_node(f"{path}[{index}]", item, redacted) for index, item in enumerate(node)]
+            items = [self._scrub_node(f"{path}[{index}]", item, found) for index, item in enumerate(node)]
             if all(new is old for new, old in zip(items, node, strict=True)):
                 return node
             return tuple(items) if isinstance(node, tuple) else items
         return node
 
-    def _scrub_str(self, path: str, text: str, redacted: list[str]) -> str:
+    def _scrub_str(self, path: str, text: str, found: _Findings) -> str:
         if _JSON_START.match(text):
             try:
                 parsed = json.loads(text)
             except ValueError:
                 parsed = None  # "[INFO] ..." and other text that only looks like JSON
             if isinstance(parsed, dict | list):
-                scrubbed = self._scrub_node(f"{path}.$", parsed, redacted)
+                scrubbed = self._scrub_node(f"{path}.$", parsed, found)
                 if scrubbed is parsed:
                     return text
                 return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
-        return self._scrub_text(path, text, redacted)
+        return self._scrub_text(path, text, found)
 
-    def _scrub_text(self, path: str, text: str, redacted: list[str]) -> str:
+    def _scrub_text(self, path: str, text: str, found: _Findings) -> str:
+        if self._callback is not None:
+            result = self._scan_text(path, text)
+        else:
+            if text not in found.texts:
+                found.texts[text] = self._scan_text(path, text)
+            result = found.texts[text]
+        if result is None:
+            return text
+        found.paths.append(path)
+        return result
+
+    def _scan_text(self, path: str, text: str) -> str | None:
+        """`text` with value-pattern matches replaced, None if none was. The scan (and a changed
+        result) stops at the scan limit: the size cap cuts what lies beyond."""
         if self._scan_limit is not None and len(text) > self._scan_limit:
             text = text[: self._scan_limit]
         hits = [hit.start() for hit in (pattern.search(text) for pattern in self._value_each) if hit]
         if not hits:
-            return text
+            return None
         pieces: list[str] = []
         last = 0
         for match in self._value_regex.finditer(text, min(hits)):
@@ -726,27 +757,26 @@ class Scrubber:
             if start == end or match.lastgroup is None:
                 continue
             pattern = self._value_names[match.lastgroup]
-            found = match.group()
-            if pattern in _LUHN_CHECKED_PATTERNS and not _passes_luhn(found):
+            secret = match.group()
+            if pattern in _LUHN_CHECKED_PATTERNS and not _passes_luhn(secret):
                 continue
-            replacement = self._replacement(path, found, pattern)
-            if replacement == found:
+            replacement = self._replacement(path, secret, pattern)
+            if replacement == secret:
                 continue
             pieces += (text[last:start], replacement)
             last = end
         if not pieces:
-            return text
-        redacted.append(path)
+            return None
         pieces.append(text[last:])
         return "".join(pieces)
 
-    def _redact_whole(self, path: str, value: Any, pattern: str, redacted: list[str]) -> Any:
+    def _redact_whole(self, path: str, value: Any, pattern: str, found: _Findings) -> Any:
         if value is None or isinstance(value, bool):
             return value
         replacement = self._replacement(path, value, pattern)
         if replacement == value:
             return value
-        redacted.append(path)
+        found.paths.append(path)
         return replacement
 
     def _replacement(self, path: str, value: Any, pattern: str) -> str:

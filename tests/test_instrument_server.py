@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.server import Server
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.shared.exceptions import MCPError
 from opentelemetry import propagate
@@ -123,6 +125,34 @@ async def test_argument_collection_on_records_json_content(
     assert result["isError"] is False
     (prompt,) = spans_named(spans, "prompts/get greet")
     assert prompt.attributes["gen_ai.prompt.variable.name"] == "Ada"
+    await observability.shutdown()
+
+
+async def test_recorded_result_is_the_wire_json_without_meta(
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
+):
+    async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="weather", input_schema={"type": "object"})])
+
+    async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text="42 °C")],
+            structured_content={"celsius": 42},
+            meta={"progress": "done"},
+        )
+
+    server = Server("meta-server", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+    observability = _instrument(server, receiver, tracer_provider, enable_argument_collection=True)
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("weather", {})
+    observability.force_flush()
+    (call,) = spans_named(receiver.spans(), "tools/call weather")
+    # camelCase keys as on the wire, no `_meta` (protocol metadata, not the tool's result), no nulls.
+    assert json.loads(str(call.attributes["gen_ai.tool.call.result"])) == {
+        "content": [{"type": "text", "text": "42 °C"}],
+        "structuredContent": {"celsius": 42},
+        "isError": False,
+    }
     await observability.shutdown()
 
 

@@ -509,6 +509,44 @@ def test_redacted_keys_attribute_lists_paths_never_values(record: Recorder, scru
     assert not any(secret in path for secret in secrets for path in recorded)
 
 
+def test_text_repeated_in_a_span_is_redacted_and_recorded_everywhere(
+    record: Recorder, scrubber: Scrubber
+) -> None:
+    # An MCP result repeats its text in content[] and structuredContent, and the arguments often hold
+    # it too: every occurrence is redacted and recorded, and clean repeats stay as they were.
+    text = "mail bob@example.com"
+    span = record.span(
+        {
+            ARGUMENTS: json.dumps({"text": text, "other": "clean", "again": "clean"}),
+            RESULT: json.dumps({"content": [{"text": text}], "structuredContent": {"result": text}}),
+            "note": text,
+        }
+    )
+    attributes = dict(scrubber.scrub_span(span).attributes or {})
+    assert json.loads(str(attributes[ARGUMENTS])) == {
+        "text": "mail [REDACTED]",
+        "other": "clean",
+        "again": "clean",
+    }
+    assert json.loads(str(attributes[RESULT])) == {
+        "content": [{"text": "mail [REDACTED]"}],
+        "structuredContent": {"result": "mail [REDACTED]"},
+    }
+    assert attributes["note"] == "mail [REDACTED]"
+    assert attributes[REDACTED_KEYS_ATTRIBUTE] == (
+        f"{ARGUMENTS}.$.text",
+        f"{RESULT}.$.content[0].text",
+        f"{RESULT}.$.structuredContent.result",
+        "note",
+    )
+
+
+def test_callback_sees_every_occurrence_of_a_repeated_text() -> None:
+    scrubber, seen = _recording_scrubber()
+    scrubber.scrub_value(RESULT, '{"a":"to bob@example.com","b":"to bob@example.com"}')
+    assert [match.path for match in seen] == [f"{RESULT}.$.a", f"{RESULT}.$.b"]
+
+
 def test_scrubbing_twice_changes_nothing_more(record: Recorder, scrubber: Scrubber) -> None:
     span = record.span({"db.password": "p", "note": "mail bob@example.com", ARGUMENTS: '{"token": "t"}'})
     once = scrubber.scrub_span(span)

@@ -8,9 +8,8 @@ and propagates `traceparent`, as real clients with OTel do). Two views:
 1. pyinstrument (statistical, 0.1 ms interval): the time spent in the pieces of our middleware and
    processor, as a share of `ShinzoMiddleware.__call__` and in µs per call. The profiler inflates
    absolute times; the shares are the finding.
-2. An interleaved A/B without a profiler: the same path with the `mcp.server.operation.duration`
-   histogram recording switched off (a private attribute of the middleware, for this diagnosis only),
-   which isolates the cost of the metric on the request path.
+2. An interleaved A/B without a profiler: argument collection off against on, on two otherwise
+   identical servers, which isolates what recording arguments and results costs per call.
 
 Not a benchmark (`run` is not defined), so the runner does not pick it up.
 """
@@ -42,8 +41,7 @@ _WATCHED = {
     "_client_context": "  traceparent extraction from _meta",
     "ShinzoMiddleware._resolve_session": "  session resolution",
     "ShinzoMiddleware._transport_attributes": "  transport attributes",
-    "ShinzoMiddleware._finish": "finish: outcome, span.end, duration metric",
-    "_Histogram.record": "  mcp.server.operation.duration record (OTel metrics SDK)",
+    "ShinzoMiddleware._finish": "finish: outcome, content, span.end",
     "_Span.end": "  span.end (processors' on_end)",
     "ShinzoSpanProcessor.on_start": "ShinzoSpanProcessor.on_start",
     "ShinzoSpanProcessor.on_end": "ShinzoSpanProcessor.on_end",
@@ -98,23 +96,19 @@ async def _profile(args_on: bool, calls: int, rounds: int) -> None:
         global_provider = TracerProvider()
         global_provider.add_span_processor(global_bsp)
         trace.set_tracer_provider(global_provider)
-        with_metric = make_lowlevel_server()
-        without_metric = make_lowlevel_server()
+        # Index 0: argument collection off, 1: on. The profile runs on the one `args_on` selects.
+        servers = [make_lowlevel_server(), make_lowlevel_server()]
         observabilities = [
-            _instrument(with_metric, receiver.grpc_endpoint, args_on),
-            _instrument(without_metric, receiver.grpc_endpoint, args_on),
+            _instrument(server, receiver.grpc_endpoint, capture)
+            for server, capture in zip(servers, (False, True), strict=True)
         ]
-        observabilities[1]._middleware._operation_duration = None
         async with AsyncExitStack() as stack:
-            clients = [
-                await stack.enter_async_context(Client(server, mode="legacy"))
-                for server in (with_metric, without_metric)
-            ]
+            clients = [await stack.enter_async_context(Client(server, mode="legacy")) for server in servers]
             for client in clients:
                 await _calls(client, 200)
             profiler = Profiler(interval=0.0001, async_mode="disabled")
             profiler.start()
-            await _calls(clients[0], calls)
+            await _calls(clients[int(args_on)], calls)
             profiler.stop()
             samples: list[list[float]] = [[], []]
             for round_index in range(rounds):
@@ -135,12 +129,12 @@ async def _profile(args_on: bool, calls: int, rounds: int) -> None:
         if name in totals:
             share = totals[name] / whole * 100 if whole else 0.0
             print(f"{label:68s} {totals[name] / calls * 1e6:7.1f} µs  {share:3.0f}%")
-    metric = median(samples[0]) - median(samples[1])
+    content = median(samples[1]) - median(samples[0])
     print(
         f"\nA/B without profiler, {rounds} interleaved rounds of 200 calls: median "
-        f"{median(samples[0]):.1f} µs per call with the duration histogram, "
-        f"{median(samples[1]):.1f} µs without: the metric costs "
-        f"{metric:.1f} µs per call on the request path."
+        f"{median(samples[0]):.1f} µs per call with argument collection off, "
+        f"{median(samples[1]):.1f} µs with it on: recording arguments and results costs "
+        f"{content:.1f} µs per call on the request path."
     )
 
 

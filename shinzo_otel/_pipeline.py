@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from shinzo_otel.privacy import Scrubber
+from shinzo_otel.privacy import Scrubber, attribute_dict
 
 _logger = logging.getLogger(__name__)
 
@@ -94,11 +94,11 @@ class CircuitBreaker:
 def _approximate_size(span: ReadableSpan) -> int:
     """Rough bytes a span holds, for the buffer's byte bound (not the wire size)."""
     size = 200 + len(span.name)
-    for key, value in (span.attributes or {}).items():
+    for key, value in attribute_dict(span.attributes).items():
         size += len(key) + (len(value) if isinstance(value, str) else 16)
     for event in span.events:
         size += 64 + len(event.name)
-        for key, value in (event.attributes or {}).items():
+        for key, value in attribute_dict(event.attributes).items():
             size += len(key) + (len(value) if isinstance(value, str) else 16)
     return size
 

@@ -58,7 +58,7 @@ from opentelemetry.semconv.attributes.otel_attributes import OTEL_STATUS_DESCRIP
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
 from opentelemetry.trace import Link, Status
-from opentelemetry.util.types import AnyValue
+from opentelemetry.util.types import AnyValue, Attributes, AttributeValue
 
 from shinzo_otel import _semconv as sc
 
@@ -485,6 +485,20 @@ def _is_content_key(key: str) -> bool:
     return key in _CONTENT_KEYS or key.startswith(_CONTENT_KEY_PREFIXES)
 
 
+def attribute_dict(attributes: Attributes) -> dict[str, AttributeValue]:
+    """A plain-dict copy of span, event or link attributes (None gives `{}`).
+
+    The SDK hands out a `mappingproxy` over `BoundedAttributes`, whose item-by-item reads run Python
+    code for every key; both have a `copy()` that copies the underlying dict at C speed, used here
+    when present.
+    """
+    if not attributes:
+        return {}
+    copy = getattr(attributes, "copy", None)
+    copied = copy() if callable(copy) else None
+    return copied if isinstance(copied, dict) else dict(attributes)
+
+
 def _bounded(attributes: dict[str, AnyValue], dropped: int) -> Mapping[str, AnyValue]:
     """Read-only attributes for a scrubbed span, event or link, keeping the SDK's dropped count.
 
@@ -574,14 +588,14 @@ class Scrubber:
                 never export it unscrubbed: fail closed.
         """
         found = _Findings()
-        attributes = span.attributes or {}
+        attributes = attribute_dict(span.attributes)
         tool_name = attributes.get(sc.GEN_AI_TOOL_NAME)
         new_attributes = self._scrub_attributes(attributes, tool_name, found)
 
         events = span.events
         new_events: list[Event] | None = None
         for index, event in enumerate(events):
-            event_attributes = event.attributes or {}
+            event_attributes = attribute_dict(event.attributes)
             event_tool = event_attributes.get(sc.GEN_AI_TOOL_NAME, tool_name)
             scrubbed = self._scrub_attributes(event_attributes, event_tool, found)
             if scrubbed is not None:
@@ -593,7 +607,7 @@ class Scrubber:
         links = span.links
         new_links: list[Link] | None = None
         for index, link in enumerate(links):
-            scrubbed = self._scrub_attributes(link.attributes or {}, None, found)
+            scrubbed = self._scrub_attributes(attribute_dict(link.attributes), None, found)
             if scrubbed is not None:
                 new_links = new_links if new_links is not None else list(links)
                 new_links[index] = Link(link.context, _bounded(scrubbed, link.dropped_attributes))

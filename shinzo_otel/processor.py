@@ -28,6 +28,7 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
 from shinzo_otel._pipeline import (
@@ -37,7 +38,7 @@ from shinzo_otel._pipeline import (
     ExportPipeline,
     PipelineSettings,
 )
-from shinzo_otel.privacy import PrivacyRules, Scrubber
+from shinzo_otel.privacy import PrivacyRules, Scrubber, attribute_dict
 from shinzo_otel.sessions import current_session
 
 _logger = logging.getLogger(__name__)
@@ -277,10 +278,12 @@ class ShinzoSpanProcessor(SpanProcessor):
 
     def _record_operation(self, span: ReadableSpan) -> None:
         """`mcp.server.operation.duration` from one of our SERVER spans (off the request path)."""
-        attributes = span.attributes or {}
+        attributes = attribute_dict(span.attributes)
         if span.start_time is None or span.end_time is None or sc.MCP_METHOD_NAME not in attributes:
             return
-        selected = {key: attributes[key] for key in sc.OPERATION_DURATION_ATTRIBUTES if key in attributes}
+        selected: dict[str, AttributeValue] = {
+            key: attributes[key] for key in sc.OPERATION_DURATION_ATTRIBUTES if key in attributes
+        }
         self._operation_duration.record((span.end_time - span.start_time) / 1e9, selected)
 
     def _count_dropped(self, reason: str, count: int) -> None:

@@ -35,6 +35,7 @@ from shinzo_otel.privacy import (
     PrivacyRules,
     RedactionMatch,
     Scrubber,
+    attribute_dict,
 )
 
 ARGUMENTS = "gen_ai.tool.call.arguments"
@@ -490,6 +491,27 @@ def test_dropped_counts_survive_the_copy(scrubber: Scrubber) -> None:
     assert (span.dropped_attributes, span.dropped_events) == (1, 1)
     assert (scrubbed.dropped_attributes, scrubbed.dropped_events) == (1, 1)
     assert dict(scrubbed.attributes or {})["password"] == REDACTED
+
+
+def test_attribute_dict_copies_any_attribute_mapping(record: Recorder) -> None:
+    class Plain(Mapping[str, AnyValue]):  # a Mapping without copy(), as other instrumentations may hand in
+        def __init__(self, items: dict[str, AnyValue]) -> None:
+            self._items = items
+
+        def __getitem__(self, key: str) -> AnyValue:
+            return self._items[key]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._items)
+
+        def __len__(self) -> int:
+            return len(self._items)
+
+    span = record.span({"a": 1, "b": ("x", "y")})
+    for attributes in (span.attributes, Plain({"a": 1, "b": ("x", "y")})):
+        copied = attribute_dict(attributes)
+        assert type(copied) is dict and copied == {"a": 1, "b": ("x", "y")}
+    assert attribute_dict(None) == {}
 
 
 def test_redacted_keys_attribute_lists_paths_never_values(record: Recorder, scrubber: Scrubber) -> None:

@@ -265,6 +265,8 @@ _KEY_CACHE_SIZE: Final = 4096
 _KEY_FLAGS: Final = re.IGNORECASE | re.ASCII
 _VALUE_FLAGS: Final = re.ASCII
 _JSON_START: Final = re.compile(r"\s*[\[{]")
+_Upcoming = tuple[int, int, "re.Match[str]"]
+"""The next match of one value pattern: (start, pattern index, match)."""
 _ASCII_DIGITS: Final = frozenset("0123456789")
 _LUHN_DOUBLED: Final = {str(digit): (digit * 2 - 9 if digit > 4 else digit * 2) for digit in range(10)}
 
@@ -551,11 +553,10 @@ class Scrubber:
         ]
         try:
             self._key_regex, self._key_names = _compile_table(keys, _KEY_FLAGS)
-            self._value_regex, self._value_names = _compile_table(values, _VALUE_FLAGS)
-            # One search per pattern rejects clean text faster than the alternation, which defeats
-            # the literal-prefix scan each pattern gets on its own; the alternation then runs only on
-            # text that matches (it matches exactly when one of them does).
-            self._value_each = tuple(re.compile(regex, _VALUE_FLAGS) for _, regex in values)
+            # Values are searched pattern by pattern, not as one alternation: each pattern alone
+            # keeps the regex engine's literal-prefix scan, which an alternation defeats.
+            self._value_patterns = tuple(re.compile(regex, _VALUE_FLAGS) for _, regex in values)
+            self._value_names = tuple(name for name, _ in values)
         except re.error as error:
             raise ValueError(f"key_patterns/value_patterns cannot be combined: {error}") from None
         self._max_length = self._rules.max_attribute_length
@@ -761,16 +762,24 @@ class Scrubber:
         result) stops at the scan limit: the size cap cuts what lies beyond."""
         if self._scan_limit is not None and len(text) > self._scan_limit:
             text = text[: self._scan_limit]
-        hits = [hit.start() for hit in (pattern.search(text) for pattern in self._value_each) if hit]
-        if not hits:
-            return None
+        # The next match of each pattern, as (start, pattern index, match). Taking the leftmost
+        # (on a tie the earlier pattern) and resuming every pattern it overlaps after its end gives
+        # the matches of the alternation of all patterns, in order, without running it.
+        upcoming: list[_Upcoming] = [
+            (match.start(), index, match)
+            for index, pattern in enumerate(self._value_patterns)
+            if (match := pattern.search(text)) is not None
+        ]
         pieces: list[str] = []
         last = 0
-        for match in self._value_regex.finditer(text, min(hits)):
-            start, end = match.span()
-            if start == end or match.lastgroup is None:
+        while upcoming:
+            start, index, match = min(upcoming)
+            end = match.end()
+            if end == start:  # an empty match redacts nothing; never stall on it
+                upcoming = self._resume(text, upcoming, start + 1, only=index)
                 continue
-            pattern = self._value_names[match.lastgroup]
+            upcoming = self._resume(text, upcoming, end)
+            pattern = self._value_names[index]
             secret = match.group()
             if pattern in _LUHN_CHECKED_PATTERNS and not _passes_luhn(secret):
                 continue
@@ -783,6 +792,23 @@ class Scrubber:
             return None
         pieces.append(text[last:])
         return "".join(pieces)
+
+    def _resume(
+        self, text: str, upcoming: list[_Upcoming], position: int, only: int | None = None
+    ) -> list[_Upcoming]:
+        """`upcoming` with every pattern (or only pattern `only`) whose next match starts before
+        `position` searched again from `position`; patterns with no match left are removed."""
+        resumed: list[_Upcoming] = []
+        for item in upcoming:
+            start, index, _ = item
+            if start < position and (only is None or index == only):
+                # search() clamps a position past the end to the end: an empty match there repeats.
+                again = self._value_patterns[index].search(text, position) if position <= len(text) else None
+                if again is None:
+                    continue
+                item = (again.start(), index, again)
+            resumed.append(item)
+        return resumed
 
     def _redact_whole(self, path: str, value: Any, pattern: str, found: _Findings) -> Any:
         if value is None or isinstance(value, bool):

@@ -684,6 +684,26 @@ def test_extra_patterns_extend_the_defaults() -> None:
     assert rules.extra_key_patterns == ("^internal_",)
 
 
+def test_value_patterns_resume_after_an_overlapping_match() -> None:
+    # "AB" wins at 0; "B1" overlapped it, so that pattern is searched again after it: "B2" is found.
+    # On a tie the earlier pattern wins ("AB" over "A."), as in one alternation of all patterns.
+    scrubber, seen = _recording_scrubber(
+        PrivacyRules(value_patterns={"ab": "AB", "a_any": "A.", "b_digit": "B[0-9]"})
+    )
+    assert scrubber.scrub_value("note", "AB1 B2 AC") == ("[REDACTED]1 [REDACTED] [REDACTED]", ("note",))
+    assert [(match.pattern, match.value) for match in seen] == [
+        ("ab", "AB"),
+        ("b_digit", "B2"),
+        ("a_any", "AC"),
+    ]
+
+
+def test_a_pattern_that_can_match_empty_text_does_not_stall_the_scan() -> None:
+    # r"\b" passes the empty-string check ("" has no word boundary) but matches empty text inside words.
+    scrubber = Scrubber(PrivacyRules(extra_value_patterns=[r"\b"]))
+    assert scrubber.scrub_value("note", "mail bob@example.com") == ("mail [REDACTED]", ("note",))
+
+
 def test_pattern_tables_replace_the_defaults() -> None:
     scrubber = Scrubber(PrivacyRules(key_patterns={"pin": "pin"}, value_patterns={}))
     assert scrubber.scrub_value("card_pin", "1234")[0] == REDACTED

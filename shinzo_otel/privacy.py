@@ -537,7 +537,8 @@ class Scrubber:
             whatever its tool: the backstop for content that other instrumentations record.
 
     Raises:
-        ValueError: if the patterns cannot be combined into one regex per kind.
+        ValueError: if the key patterns cannot be combined into one regex (for example two of them
+            define the same named group).
     """
 
     def __init__(self, rules: PrivacyRules | None = None, *, capture_content: bool = True) -> None:
@@ -553,12 +554,13 @@ class Scrubber:
         ]
         try:
             self._key_regex, self._key_names = _compile_table(keys, _KEY_FLAGS)
-            # Values are searched pattern by pattern, not as one alternation: each pattern alone
-            # keeps the regex engine's literal-prefix scan, which an alternation defeats.
-            self._value_patterns = tuple(re.compile(regex, _VALUE_FLAGS) for _, regex in values)
-            self._value_names = tuple(name for name, _ in values)
         except re.error as error:
-            raise ValueError(f"key_patterns/value_patterns cannot be combined: {error}") from None
+            raise ValueError(f"key_patterns cannot be combined: {error}") from None
+        # Values are searched pattern by pattern, not as one alternation: each pattern alone keeps
+        # the regex engine's literal-prefix scan, which an alternation defeats. PrivacyRules has
+        # compiled each one already.
+        self._value_patterns = tuple(re.compile(regex, _VALUE_FLAGS) for _, regex in values)
+        self._value_names = tuple(name for name, _ in values)
         self._max_length = self._rules.max_attribute_length
         self._scan_limit = None if self._max_length is None else self._max_length + _SCAN_MARGIN
         self._allow = self._rules.capture_tools_allow

@@ -704,6 +704,13 @@ def test_a_pattern_that_can_match_empty_text_does_not_stall_the_scan() -> None:
     assert scrubber.scrub_value("note", "mail bob@example.com") == ("mail [REDACTED]", ("note",))
 
 
+def test_key_patterns_that_cannot_be_combined_raise_at_construction() -> None:
+    # Each compiles alone, but the scrubber matches keys with one alternation of all key patterns.
+    rules = PrivacyRules(extra_key_patterns=["(?P<part>a)", "(?P<part>b)"])
+    with pytest.raises(ValueError, match="key_patterns cannot be combined"):
+        Scrubber(rules)
+
+
 def test_pattern_tables_replace_the_defaults() -> None:
     scrubber = Scrubber(PrivacyRules(key_patterns={"pin": "pin"}, value_patterns={}))
     assert scrubber.scrub_value("card_pin", "1234")[0] == REDACTED

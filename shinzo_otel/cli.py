@@ -128,6 +128,10 @@ StoreOption = Annotated[
         show_default=False,
     ),
 ]
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="Output format [default: table].", show_default=False),
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option(
@@ -315,10 +319,7 @@ def list_sessions(
     incomplete: IncompleteOption = False,
     has_error: HasErrorOption = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many sessions, newest first.")] = 50,
-    output_format: Annotated[
-        OutputFormat | None,
-        typer.Option("--format", help="Output format [default: table].", show_default=False),
-    ] = None,
+    output_format: FormatOption = None,
     output: OutputOption = None,
     source: SourceOption = None,
     store: StoreOption = None,
@@ -335,10 +336,7 @@ def list_sessions(
 @sessions_app.command("show")
 def show_session(
     session_id: Annotated[str, typer.Argument(help="The session's session.id.")],
-    output_format: Annotated[
-        OutputFormat | None,
-        typer.Option("--format", help="Output format [default: table].", show_default=False),
-    ] = None,
+    output_format: FormatOption = None,
     output: OutputOption = None,
     source: SourceOption = None,
     store: StoreOption = None,
@@ -479,10 +477,7 @@ def analytics(
     duration_greater: DurationOption = None,
     incomplete: IncompleteOption = False,
     has_error: HasErrorOption = False,
-    output_format: Annotated[
-        OutputFormat | None,
-        typer.Option("--format", help="Output format [default: table].", show_default=False),
-    ] = None,
+    output_format: FormatOption = None,
     output: OutputOption = None,
     source: SourceOption = None,
     store: StoreOption = None,

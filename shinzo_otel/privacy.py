@@ -623,7 +623,7 @@ class Scrubber:
 
         if new_attributes is None and new_events is None and new_links is None and status is span.status:
             return span
-        final_attributes = dict(new_attributes if new_attributes is not None else attributes)
+        final_attributes = new_attributes if new_attributes is not None else attributes  # both our copies
         if found.paths:
             earlier = final_attributes.get(REDACTED_KEYS_ATTRIBUTE)
             recorded = [*earlier] if isinstance(earlier, tuple | list) else []

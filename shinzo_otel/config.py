@@ -98,8 +98,16 @@ class ShinzoConfig(BaseModel):
             `stateless_http=True`): `(ServerRequestContext) -> key | None`; see
             `shinzo_otel.session_resolvers` for built-ins. Default None: stateless requests stay
             standalone traces with no session id.
-        session_idle_timeout_millis (int): a logical session with no request for this long ends;
+        session_idle_timeout_millis (int): a logical session with no request for this long ends, and
+            a session of any kind silent this long without an end is shown as `abandoned` by the CLI;
             default 1800000 (30 min, the mcp SDK's HTTP session idle timeout).
+        conversation_meta_keys (tuple[str, ...]): `params._meta` keys whose string value is a
+            conversation id the client sent (notes/clients.md): default `openai/session` (ChatGPT),
+            `vscode.conversationId` (VS Code), `sessionID` (OpenCode); `()` turns them off.
+        conversation_baggage_keys (tuple[str, ...]): W3C baggage entries (in `params._meta["baggage"]`
+            or the HTTP `baggage` header) that carry a conversation id: default `session.id`,
+            `gen_ai.conversation.id`; `()` turns them off. A conversation id is exported as
+            `gen_ai.conversation.id`; in the 2026-07-28 era it is the session (DESIGN.md "Sessions").
 
     Raises:
         ValueError: an unknown key or a bad value; the message names the key.
@@ -125,6 +133,8 @@ class ShinzoConfig(BaseModel):
     privacy: PrivacyRules | None = None
     session_resolver: Callable[[Any], str | None] | None = None
     session_idle_timeout_millis: int = Field(default=30 * 60 * 1000, gt=0)
+    conversation_meta_keys: tuple[str, ...] = ("openai/session", "vscode.conversationId", "sessionID")
+    conversation_baggage_keys: tuple[str, ...] = ("session.id", "gen_ai.conversation.id")
 
     @field_validator("privacy", mode="before")
     @classmethod

@@ -39,6 +39,8 @@ TOOL_ERROR: Final = "tool_error"
 
 # --- Sessions (semconv general/session.md) ---------------------------------------------------------
 SESSION_ID: Final = "session.id"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+"""A conversation id the client sent (vendor `_meta` keys, W3C baggage); semconv gen-ai registry."""
 SESSION_START_EVENT: Final = "session.start"
 SESSION_END_EVENT: Final = "session.end"
 
@@ -49,7 +51,14 @@ SESSION_START_SPAN_NAME: Final = "mcp.session.start"
 """A zero-length child of the session span, exported as soon as a session starts, so that a session
 whose process dies before the session span ends is still visible with its id, start and attributes."""
 SESSION_TYPE: Final = "shinzo.session.type"
-"""Where a session comes from: see `SessionType`."""
+"""What kind of session this is: see `SessionType`."""
+SESSION_ORIGIN: Final = "shinzo.session.origin"
+"""Where the session's identity comes from (`protocol`, `connection`, `stream`, `conversation`,
+`resolver`, `manual`, `admin_shell`): see `shinzo_otel.sessions.SessionOrigin`. Says whether a session
+is a protocol fact or a grouping we made."""
+SESSION_IDLE_TIMEOUT: Final = "shinzo.session.idle_timeout"
+"""Seconds (int) after which a session without an end and without activity is `abandoned` for readers
+(config `session_idle_timeout_millis`); logical sessions are also ended by the server after it."""
 SESSION_END_REASON: Final = "shinzo.session.end_reason"
 RESOURCE_UUID: Final = "shinzo.resource.uuid"
 SESSION_METADATA_PREFIX: Final = "shinzo.session.metadata."

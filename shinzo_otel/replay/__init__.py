@@ -9,6 +9,7 @@ imported here, so that the exporter side loads neither rich nor HTTP clients.
 from shinzo_otel.replay.model import (
     EventRecord,
     LinkRecord,
+    RequestSummary,
     Session,
     SessionAccumulator,
     SessionCounts,
@@ -16,20 +17,26 @@ from shinzo_otel.replay.model import (
     SessionSummary,
     SpanRecord,
     TimelineEntry,
+    TraceReplay,
     build_session,
+    build_trace,
 )
 from shinzo_otel.replay.source import (
     ReplayError,
+    RequestFilter,
     SessionFilter,
     SessionNotFoundError,
     SessionSource,
     SourceUnavailableError,
+    TraceNotFoundError,
 )
 
 __all__ = [
     "EventRecord",
     "LinkRecord",
     "ReplayError",
+    "RequestFilter",
+    "RequestSummary",
     "Session",
     "SessionAccumulator",
     "SessionCounts",
@@ -41,5 +48,8 @@ __all__ = [
     "SourceUnavailableError",
     "SpanRecord",
     "TimelineEntry",
+    "TraceNotFoundError",
+    "TraceReplay",
     "build_session",
+    "build_trace",
 ]

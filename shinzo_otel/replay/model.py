@@ -13,6 +13,7 @@ span per MCP message; every span of a session carries `session.id`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +29,7 @@ from shinzo_otel._semconv import (
     EVENT_ERROR,
     EVENT_INPUT,
     EVENT_OUTPUT,
+    GEN_AI_CONVERSATION_ID,
     GEN_AI_PROMPT_NAME,
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_RESULT,
@@ -36,6 +38,8 @@ from shinzo_otel._semconv import (
     MCP_METHOD_NAME,
     MCP_RESOURCE_URI,
     SESSION_END_REASON,
+    SESSION_IDLE_TIMEOUT,
+    SESSION_ORIGIN,
     SESSION_SPAN_NAME,
     SESSION_START_SPAN_NAME,
     SESSION_TYPE,
@@ -46,9 +50,11 @@ SpanKindName = Literal["INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"]
 """`opentelemetry.trace.SpanKind` member names (not the OTLP enum numbers, which differ)."""
 StatusCodeName = Literal["UNSET", "OK", "ERROR"]
 """`opentelemetry.trace.StatusCode` member names."""
-SessionStatus = Literal["active", "ended", "error"]
-"""`active`: no end recorded (still running, or its process died); `ended`: ended normally or was ended
-by hand; `error`: the session span ended with status ERROR."""
+SessionStatus = Literal["active", "abandoned", "ended", "error"]
+"""`active`: no end recorded and active within its idle timeout; `abandoned`: no end recorded and
+silent for longer than its idle timeout (`shinzo.session.idle_timeout`; its process most likely died,
+DESIGN.md "Sessions"); `ended`: ended normally or was ended by hand; `error`: the session span ended
+with status ERROR."""
 
 _EXCEPTION_EVENT = "exception"
 """The span event name `Span.record_exception` uses (OTel trace spec, exceptions.md)."""
@@ -104,6 +110,44 @@ def _is_request(span: SpanRecord) -> bool:
     return span["kind"] == "SERVER" and MCP_METHOD_NAME in span["attributes"]
 
 
+def is_sessionless_request(span: SpanRecord) -> bool:
+    """True for the SERVER span of an MCP message that belongs to no session (no `session.id`):
+    stateless HTTP without a conversation id or resolver key, in-process 2026-07-28 calls. Such a
+    request is its own trace; readers list it with `list_requests` and replay it with `get_trace`."""
+    return span["session_id"] is None and _is_request(span)
+
+
+def _span_activity_ns(span: SpanRecord) -> int:
+    end_ns = span["end_ns"]
+    return span["start_ns"] if end_ns is None else max(end_ns, span["start_ns"])
+
+
+def session_status(
+    recorded: SessionStatus, last_activity_ns: int, idle_timeout_ns: int | None, now_ns: int
+) -> SessionStatus:
+    """The status a reader shows: `recorded` (what the spans say), except that a session with no end
+    (`active`) whose last activity is more than `idle_timeout_ns` before `now_ns` is `abandoned`.
+    Without an idle timeout (data recorded before sessions carried one) a session stays `active`.
+
+    Args:
+        recorded: `active`, `ended` or `error` (the session span's verdict, or `active` before it).
+        last_activity_ns: the latest start or end of any span of the session, ns since the epoch.
+        idle_timeout_ns: the session's `shinzo.session.idle_timeout` in ns, or None.
+        now_ns: now, ns since the epoch.
+    """
+    if recorded == "active" and idle_timeout_ns is not None and now_ns - last_activity_ns > idle_timeout_ns:
+        return "abandoned"
+    return recorded
+
+
+def idle_timeout_ns(attributes: Mapping[str, Any]) -> int | None:
+    """`shinzo.session.idle_timeout` (seconds) of session attributes, in ns; None if absent or bad."""
+    value = attributes.get(SESSION_IDLE_TIMEOUT)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return int(value * _NS_PER_SECOND)
+
+
 class SessionCounts(BaseModel):
     """How many spans of a session were seen, and how many of them were MCP requests, tool calls and
     failed requests.
@@ -150,12 +194,14 @@ def _datetime(ns: int) -> datetime:
 
 
 class SessionSummary(BaseModel):
-    """One session as a list shows it. Times are nanoseconds since the Unix epoch (`start`, `end` and
-    `duration_seconds` are derived from them); `end_ns` is None while no end is recorded (the session
-    is running, or its process died before the session span was exported). `type` is
+    """One session as a list shows it. Times are nanoseconds since the Unix epoch (`start`, `end`,
+    `last_activity` and `duration_seconds` are derived from them); `end_ns` is None while no end is
+    recorded (the session is running, or its process died before the session span was exported);
+    `last_activity_ns` is the latest start or end of any of its spans. `status` is computed by the
+    reader at read time (`session_status`: `abandoned` once silent past its idle timeout). `type` is
     `shinzo.session.type` and `service` the resource's `service.name` (None until a span carrying them
     arrives); `attributes` are the session span's (or, before it arrives, the start marker's), and
-    `component`, `user` and `host` are read from them (admin shell sessions, seeds 001-004)."""
+    `origin`, `conversation_id`, `component`, `user` and `host` are read from them."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -168,6 +214,7 @@ class SessionSummary(BaseModel):
     end_reason: str | None
     counts: SessionCounts
     attributes: dict[str, Any]
+    last_activity_ns: int
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -180,6 +227,25 @@ class SessionSummary(BaseModel):
     def end(self) -> datetime | None:
         """Session end, UTC, or None when no end is recorded."""
         return None if self.end_ns is None else _datetime(self.end_ns)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def last_activity(self) -> datetime:
+        """The latest start or end of any span of the session, UTC."""
+        return _datetime(self.last_activity_ns)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def origin(self) -> str | None:
+        """`shinzo.session.origin`: where the session's identity comes from (`protocol`,
+        `connection`, `stream`, `conversation`, `resolver`, `manual`, `admin_shell`), else None."""
+        return _optional_str(self.attributes.get(SESSION_ORIGIN))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def conversation_id(self) -> str | None:
+        """`gen_ai.conversation.id` the client sent for this session, else None."""
+        return _optional_str(self.attributes.get(GEN_AI_CONVERSATION_ID))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -220,7 +286,8 @@ class SessionAccumulator:
     attributes and `shinzo.session.end_reason`; before it arrives the start marker gives start, type and
     attributes; before either arrives the session starts at its earliest span. The fields mirror the
     state a store must keep between batches; `source_rank` records which of the three sources set the
-    start (0: earliest span, 1: start marker, 2: session span).
+    start (0: earliest span, 1: start marker, 2: session span). `status` is the recorded one
+    (`active`, `ended`, `error`); `summary` turns a silent `active` into `abandoned`.
     """
 
     session_id: str
@@ -233,11 +300,13 @@ class SessionAccumulator:
     counts: SessionCounts = field(default_factory=SessionCounts)
     attributes: dict[str, Any] = field(default_factory=dict)
     source_rank: int = 0
+    last_activity_ns: int = 0
 
     def add(self, span: SpanRecord) -> None:
         """Fold in one span of this session (its `session_id` is not checked)."""
         self.counts = self.counts.add(span)
         self.service = self.service or span["service_name"]
+        self.last_activity_ns = max(self.last_activity_ns, _span_activity_ns(span))
         attributes = span["attributes"]
         if span["name"] == SESSION_SPAN_NAME:
             self.source_rank = 2
@@ -258,20 +327,29 @@ class SessionAccumulator:
         self.type = _optional_str(attributes.get(SESSION_TYPE))
         self.attributes = dict(attributes)
 
-    def summary(self) -> SessionSummary:
-        """The summary of the spans added so far. Raises ValueError if no span was added."""
+    def summary(self, now_ns: int | None = None) -> SessionSummary:
+        """The summary of the spans added so far, with the status shown at `now_ns` (ns since the
+        epoch; default now, see `session_status`). Raises ValueError if no span was added."""
         if self.start_ns is None:
             raise ValueError(f"no span of session {self.session_id!r} was added")
+        last_activity_ns = max(self.last_activity_ns, self.start_ns, self.end_ns or 0)
+        status = session_status(
+            self.status,
+            last_activity_ns,
+            idle_timeout_ns(self.attributes),
+            time.time_ns() if now_ns is None else now_ns,
+        )
         return SessionSummary(
             session_id=self.session_id,
             type=self.type,
             service=self.service,
             start_ns=self.start_ns,
             end_ns=self.end_ns,
-            status=self.status,
+            status=status,
             end_reason=self.end_reason,
             counts=self.counts,
             attributes=self.attributes,
+            last_activity_ns=last_activity_ns,
         )
 
 
@@ -410,6 +488,31 @@ def _depths(spans: Sequence[SpanRecord]) -> dict[tuple[str, str], int]:
     return depths
 
 
+def _timeline(spans: Sequence[SpanRecord], start_ns: int) -> tuple[TimelineEntry, ...]:
+    """Timeline entries of `spans` with offsets from `start_ns`: every span but the session span and
+    start marker, every event but `exception` events (which become their span's error fields); the
+    session span's events at depth 0. Sorted by time, parents before children at equal times."""
+    depths = _depths(spans)
+    entries: list[TimelineEntry] = []
+    for span in spans:
+        is_session_span = span["name"] == SESSION_SPAN_NAME
+        if is_session_span:
+            event_depth = 0
+        elif span["name"] == SESSION_START_SPAN_NAME:
+            continue
+        else:
+            depth = depths[(span["trace_id"], span["span_id"])]
+            entries.append(_span_entry(span, depth, start_ns))
+            event_depth = depth + 1
+        entries.extend(
+            _event_entry(event, span, event_depth, start_ns)
+            for event in span["events"]
+            if is_session_span or event["name"] != _EXCEPTION_EVENT
+        )
+    entries.sort(key=lambda entry: (entry.timestamp_ns, entry.depth))
+    return tuple(entries)
+
+
 def build_session(spans: Iterable[SpanRecord], summary: SessionSummary | None = None) -> Session:
     """Build the replay of one session from its spans, in any order.
 
@@ -435,23 +538,95 @@ def build_session(spans: Iterable[SpanRecord], summary: SessionSummary | None = 
         for span in span_list:
             accumulator.add(span)
         summary = accumulator.summary()
-    depths = _depths(span_list)
-    start_ns = summary.start_ns
-    entries: list[TimelineEntry] = []
-    for span in span_list:
-        is_session_span = span["name"] == SESSION_SPAN_NAME
-        if is_session_span:
-            event_depth = 0
-        elif span["name"] == SESSION_START_SPAN_NAME:
-            continue
-        else:
-            depth = depths[(span["trace_id"], span["span_id"])]
-            entries.append(_span_entry(span, depth, start_ns))
-            event_depth = depth + 1
-        entries.extend(
-            _event_entry(event, span, event_depth, start_ns)
-            for event in span["events"]
-            if is_session_span or event["name"] != _EXCEPTION_EVENT
+    return Session(summary=summary, timeline=_timeline(span_list, summary.start_ns))
+
+
+# --- requests outside any session ---------------------------------------------------------------
+
+
+class RequestSummary(BaseModel):
+    """One MCP request that belongs to no session (its SERVER span has no `session.id`), as a list
+    shows it. `trace_id` / `span_id` identify its SERVER span (lowercase hex); times are ns since the
+    Unix epoch; `method` is `mcp.method.name`, `target` the tool or prompt name (`gen_ai.tool.name`,
+    `gen_ai.prompt.name`), `error_type` its `error.type`; `attributes` are the span's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trace_id: str
+    span_id: str
+    name: str
+    method: str
+    target: str | None
+    service: str | None
+    start_ns: int
+    end_ns: int | None
+    status: StatusCodeName
+    error_type: str | None
+    attributes: dict[str, Any]
+
+    @classmethod
+    def from_span(cls, span: SpanRecord) -> RequestSummary:
+        """The summary of a request's SERVER span (see `is_sessionless_request`)."""
+        attributes = span["attributes"]
+        target = attributes.get(GEN_AI_TOOL_NAME, attributes.get(GEN_AI_PROMPT_NAME))
+        return cls(
+            trace_id=span["trace_id"],
+            span_id=span["span_id"],
+            name=span["name"],
+            method=str(attributes.get(MCP_METHOD_NAME)),
+            target=_optional_str(target),
+            service=span["service_name"],
+            start_ns=span["start_ns"],
+            end_ns=span["end_ns"],
+            status=span["status_code"],
+            error_type=_optional_str(attributes.get(ERROR_TYPE)),
+            attributes=attributes,
         )
-    entries.sort(key=lambda entry: (entry.timestamp_ns, entry.depth))
-    return Session(summary=summary, timeline=tuple(entries))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def start(self) -> datetime:
+        """Request start, UTC (microsecond precision)."""
+        return _datetime(self.start_ns)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def duration_seconds(self) -> float | None:
+        """End minus start in seconds, or None when the span has no end."""
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / _NS_PER_SECOND
+
+    @property
+    def has_error(self) -> bool:
+        """True if the request failed: status ERROR or an `error.type` (as `SessionCounts.errors`)."""
+        return self.status == "ERROR" or self.error_type is not None
+
+
+class TraceReplay(BaseModel):
+    """The replay of one trace: the requests outside any session it holds (usually one) and the
+    timeline of all its spans, offsets from the trace's earliest span."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trace_id: str
+    requests: tuple[RequestSummary, ...]
+    timeline: tuple[TimelineEntry, ...]
+
+
+def build_trace(spans: Iterable[SpanRecord]) -> TraceReplay:
+    """Build the replay of one trace from its spans, in any order.
+
+    Raises:
+        ValueError: `spans` is empty or the spans belong to several traces.
+    """
+    span_list = list(spans)
+    trace_ids = {span["trace_id"] for span in span_list}
+    if len(trace_ids) != 1:
+        raise ValueError(f"spans must belong to exactly one trace, got {sorted(trace_ids)}")
+    requests = sorted(
+        (RequestSummary.from_span(span) for span in span_list if is_sessionless_request(span)),
+        key=lambda request: request.start_ns,
+    )
+    start_ns = min(span["start_ns"] for span in span_list)
+    return TraceReplay(
+        trace_id=trace_ids.pop(), requests=tuple(requests), timeline=_timeline(span_list, start_ns)
+    )

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shinzo_otel.replay.model import Session, SessionStatus, SessionSummary
+from shinzo_otel.replay.model import RequestSummary, Session, SessionStatus, SessionSummary, TraceReplay
 
 ProgressCallback = Callable[[int, int], None]
 """Called by a reader during a long read as `(completed, total)` in units the reader picks (bytes of a
@@ -35,6 +35,10 @@ class SessionNotFoundError(ReplayError, LookupError):
     """No session with the requested id exists in the source."""
 
 
+class TraceNotFoundError(ReplayError, LookupError):
+    """No trace with the requested id exists in the source."""
+
+
 def _datetime_to_ns(moment: datetime) -> int:
     # Integer arithmetic: exact to the microsecond, unlike a float timestamp. Naive means UTC.
     if moment.tzinfo is None:
@@ -43,40 +47,15 @@ def _datetime_to_ns(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * _NS_PER_SECOND + delta.microseconds * 1_000
 
 
-class SessionFilter(BaseModel):
-    """Which sessions `SessionSource.list_sessions` returns, newest start first (ties in any order).
-
-    Every reader applies the same rules, the embedded store in SQL and the others with `matches`:
-
-    - `limit`: at most this many sessions (None: all);
-    - `session_type`: `shinzo.session.type` equals it (`mcp`, `manual`, `logical`, `admin_shell`);
-    - `service`: the resource's `service.name` equals it;
-    - `component` / `user`: the session span's `shinzo.admin.component` / `user.name` equals it
-      (admin shell sessions, seed 002 `--component` and `--user`);
-    - `status`: the summary status (`active` is the same as "no end recorded", seed 002
-      `--incomplete`);
-    - `started_after` / `started_before`: bound the start time, inclusive / exclusive; naive
-      datetimes are UTC;
-    - `min_duration_seconds`: the duration is strictly greater (seed 002 `--duration-greater`); a
-      session without a recorded end counts as running until now, so that stuck sessions are found;
-    - `has_error`: True keeps sessions with a failed request or an ERROR session span, False keeps
-      the others.
-
-    Unset fields do not filter; all set fields must hold.
-    """
+class _Window(BaseModel):
+    """What session and request filters share: a start-time window, a service, a limit."""
 
     model_config = ConfigDict(frozen=True)
 
     limit: int | None = Field(default=50, ge=1)
-    session_type: str | None = None
     service: str | None = None
-    component: str | None = None
-    user: str | None = None
-    status: SessionStatus | None = None
     started_after: datetime | None = None
     started_before: datetime | None = None
-    min_duration_seconds: float | None = Field(default=None, ge=0)
-    has_error: bool | None = None
 
     @property
     def after_ns(self) -> int | None:
@@ -87,6 +66,49 @@ class SessionFilter(BaseModel):
     def before_ns(self) -> int | None:
         """`started_before` in nanoseconds since the Unix epoch, or None."""
         return None if self.started_before is None else _datetime_to_ns(self.started_before)
+
+    def _in_window(self, service: str | None, start_ns: int) -> bool:
+        after_ns, before_ns = self.after_ns, self.before_ns
+        return (
+            (self.service is None or self.service == service)
+            and (after_ns is None or start_ns >= after_ns)
+            and (before_ns is None or start_ns < before_ns)
+        )
+
+
+class SessionFilter(_Window):
+    """Which sessions `SessionSource.list_sessions` returns, newest start first (ties in any order).
+
+    Every reader applies the same rules, the embedded store in SQL and the others with `matches`:
+
+    - `limit`: at most this many sessions (None: all);
+    - `session_type`: `shinzo.session.type` equals it (`mcp`, `manual`, `logical`, `admin_shell`);
+    - `service`: the resource's `service.name` equals it;
+    - `component` / `user`: the session span's `shinzo.admin.component` / `user.name` equals it
+      (admin shell sessions, seed 002 `--component` and `--user`);
+    - `origin`: `shinzo.session.origin` equals it (`protocol`, `connection`, `stream`,
+      `conversation`, `resolver`, `manual`, `admin_shell`);
+    - `status`: the status shown (`SessionSummary.status`: `active`, `abandoned`, `ended`, `error`);
+    - `incomplete`: True keeps sessions without a recorded end (`active` or `abandoned`, seed 002
+      `--incomplete`), False those with one;
+    - `started_after` / `started_before`: bound the start time, inclusive / exclusive; naive
+      datetimes are UTC;
+    - `min_duration_seconds`: the duration is strictly greater (seed 002 `--duration-greater`); a
+      session without a recorded end counts as running until now, so that stuck sessions are found;
+    - `has_error`: True keeps sessions with a failed request or an ERROR session span, False keeps
+      the others.
+
+    Unset fields do not filter; all set fields must hold.
+    """
+
+    session_type: str | None = None
+    origin: str | None = None
+    component: str | None = None
+    user: str | None = None
+    status: SessionStatus | None = None
+    incomplete: bool | None = None
+    min_duration_seconds: float | None = Field(default=None, ge=0)
+    has_error: bool | None = None
 
     @property
     def min_duration_ns(self) -> int | None:
@@ -106,21 +128,55 @@ class SessionFilter(BaseModel):
         """
         for wanted, actual in (
             (self.session_type, summary.type),
-            (self.service, summary.service),
+            (self.origin, summary.origin),
             (self.component, summary.component),
             (self.user, summary.user),
             (self.status, summary.status),
+            (self.incomplete, summary.end_ns is None),
             (self.has_error, summary.has_error),
         ):
             if wanted is not None and wanted != actual:
                 return False
-        after_ns, before_ns, min_duration_ns = self.after_ns, self.before_ns, self.min_duration_ns
-        if after_ns is not None and summary.start_ns < after_ns:
+        if not self._in_window(summary.service, summary.start_ns):
             return False
-        if before_ns is not None and summary.start_ns >= before_ns:
-            return False
+        min_duration_ns = self.min_duration_ns
         end_ns = now_ns if summary.end_ns is None else summary.end_ns
         return min_duration_ns is None or end_ns - summary.start_ns > min_duration_ns
+
+    def request_window(self) -> RequestFilter:
+        """The requests outside any session in this filter's window (service, start bounds), no
+        limit: what `sessions list` counts with `SessionSource.count_requests`."""
+        return RequestFilter(
+            limit=None,
+            service=self.service,
+            started_after=self.started_after,
+            started_before=self.started_before,
+        )
+
+
+class RequestFilter(_Window):
+    """Which requests outside any session `SessionSource.list_requests` returns, newest first.
+
+    - `limit`, `service`, `started_after`, `started_before`: as in `SessionFilter`;
+    - `method`: `mcp.method.name` equals it (`tools/call`, `tools/list`, ...);
+    - `tool`: `gen_ai.tool.name` equals it;
+    - `has_error`: True keeps failed requests (`RequestSummary.has_error`), False the others.
+
+    Unset fields do not filter; all set fields must hold.
+    """
+
+    method: str | None = None
+    tool: str | None = None
+    has_error: bool | None = None
+
+    def matches(self, request: RequestSummary) -> bool:
+        """True if `request` passes every filter except `limit`."""
+        return (
+            (self.method is None or self.method == request.method)
+            and (self.tool is None or (request.method == "tools/call" and self.tool == request.target))
+            and (self.has_error is None or self.has_error == request.has_error)
+            and self._in_window(request.service, request.start_ns)
+        )
 
 
 class SessionSource(Protocol):
@@ -142,6 +198,32 @@ class SessionSource(Protocol):
 
         Raises:
             SessionNotFoundError: no such session.
+            SourceUnavailableError: the source cannot be read.
+        """
+        ...
+
+    def list_requests(self, filters: RequestFilter | None = None) -> list[RequestSummary]:
+        """Requests outside any session matching `filters` (None: `RequestFilter()` defaults), newest
+        start first.
+
+        Raises:
+            SourceUnavailableError: the source cannot be read.
+        """
+        ...
+
+    def count_requests(self, filters: RequestFilter | None = None) -> int:
+        """How many requests outside any session match `filters`, ignoring its `limit`.
+
+        Raises:
+            SourceUnavailableError: the source cannot be read.
+        """
+        ...
+
+    def get_trace(self, trace_id: str) -> TraceReplay:
+        """The replay of one trace (e.g. a request outside any session), every span of it.
+
+        Raises:
+            TraceNotFoundError: no such trace.
             SourceUnavailableError: the source cannot be read.
         """
         ...

@@ -187,6 +187,13 @@ DEFAULT_VALUE_PATTERNS: Final[Mapping[str, str]] = MappingProxyType(
         ),
         # AWS access key ids (IAM user guide, "Understanding unique ID prefixes").
         "aws_access_key_id": r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
+        # An AWS secret access key (40 base64 characters) named in the text: "aws_secret_access_key
+        # = ...", "secret_key='...'" (botocore's Credentials repr), "AWS secret access key ...". A
+        # bare 40-character string cannot be told from a git SHA or a path, so the label is required;
+        # every name AWS and boto use for it holds "secret" (a single literal keeps the scan fast).
+        "aws_secret_access_key": (
+            r"""(?i:secret)[A-Za-z_ .-]{0,24}(?i:key)['"]?[ \t]*[=:]?[ \t]*['"]?[A-Za-z0-9/+]{40}"""
+        ),
         "gcp_api_key": r"\bAIza[0-9A-Za-z_-]{35}",
         # GitHub token formats: ghp_, gho_, ghu_, ghs_, ghr_ and fine-grained github_pat_.
         "github_token": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
@@ -194,8 +201,24 @@ DEFAULT_VALUE_PATTERNS: Final[Mapping[str, str]] = MappingProxyType(
         # OpenAI (sk-, sk-proj-) and Anthropic (sk-ant-) API keys.
         "llm_api_key": r"\bsk-[A-Za-z0-9_-]{20,}",
         "stripe_key": r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
+        # RFC 6265 Cookie / Set-Cookie header values, in header form ("Cookie: a=b; c=d" to the end
+        # of the line) or in a repr ("'Set-Cookie': 'sid=...'", up to the closing quote). "Cookie" is
+        # redacted with the value, as for authorization_header ("Set-" stays: one literal keeps the
+        # scan fast).
+        "cookie_header": (r"""(?i:cookie)['"]?[ \t]*[=:][ \t]*(?:"[^"\r\n]*"|'[^'\r\n]*'|[^\s'"][^\r\n]*)"""),
         # RFC 5321: a local part has at most 64 octets; the bound also keeps the scan linear.
         "email": r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,63}\b",
+        # US Social Security numbers in their written form AAA-GG-SSSS, without the numbers the SSA
+        # never issues (area 000, 666 and 900-999, group 00, serial 0000; SSA "Social Security Number
+        # Randomization"). Nine digits without dashes are too common to be told apart.
+        "us_ssn": (
+            r"\b(?:00[1-9]|0[1-9][0-9]|[1-578][0-9]{2}|6[0-57-9][0-9]|66[0-57-9])"
+            r"-(?:0[1-9]|[1-9][0-9])-(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})\b"
+        ),
+        # ISO 13616 IBAN: country code, check digits and a BBAN, in electronic form or printed in
+        # groups of four. A match is redacted only if it has 15-34 characters and passes the ISO 7064
+        # mod 97-10 check.
+        "iban": r"\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b",
         # 13-19 digits, plain or in groups of 4 (4-6-5 for Amex), first digit 2-6 (the ISO/IEC 7812
         # ranges of the card networks; epoch timestamps start with 1). A match is redacted only if its
         # digits pass the Luhn check. Last, so that other patterns win where both could start.
@@ -207,9 +230,11 @@ DEFAULT_VALUE_PATTERNS: Final[Mapping[str, str]] = MappingProxyType(
 )
 """Default value patterns, name -> regular expression, searched case-sensitively (`(?i:...)` marks the
 case-insensitive parts) in string values, ASCII semantics for `\\b` and `\\s` as in RE2. Only the
-matching substring is replaced. A match of the pattern named `card_number` is redacted only when its
-digits pass the Luhn check (ISO/IEC 7812-1 annex B); the Collector cannot repeat that check and
-redacts every candidate. RE2-compatible, like `DEFAULT_KEY_PATTERNS`.
+matching substring is replaced. Two patterns are checked beyond the regex, by name (also when a
+custom `value_patterns` table reuses the name): a `card_number` match is redacted only when its
+digits pass the Luhn check (ISO/IEC 7812-1 annex B), an `iban` match only when it passes the ISO
+13616 check; the Collector cannot repeat these checks and redacts every candidate. RE2-compatible,
+like `DEFAULT_KEY_PATTERNS`.
 """
 
 SAFE_KEYS: Final[frozenset[str]] = frozenset(
@@ -255,7 +280,6 @@ _CONTENT_KEYS: Final = frozenset(
     {sc.GEN_AI_TOOL_CALL_ARGUMENTS, sc.GEN_AI_TOOL_CALL_RESULT, sc.EVENT_INPUT, sc.EVENT_OUTPUT}
 )
 _CONTENT_KEY_PREFIXES: Final = (sc.GEN_AI_PROMPT_VARIABLE_PREFIX,)
-_LUHN_CHECKED_PATTERNS: Final = frozenset({"card_number"})
 _MAX_RECORDED_PATHS: Final = 128
 # Text beyond max_attribute_length never reaches the backend, but a secret can straddle the cut, so
 # the value scan reads this much further; the bound keeps the regex cost of huge values (base64 images
@@ -480,6 +504,22 @@ def _passes_luhn(text: str) -> bool:
     digits = [char for char in text if char in _ASCII_DIGITS]
     total = sum(map(int, digits[-1::-2])) + sum(_LUHN_DOUBLED[digit] for digit in digits[-2::-2])
     return total % 10 == 0
+
+
+def _passes_iban_check(text: str) -> bool:
+    """ISO 13616: 15 to 34 characters once spaces are removed, and the ISO 7064 mod 97-10 check (the
+    first four characters moved to the end, letters read as 10-35, the number modulo 97 is 1)."""
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+_CHECKED_PATTERNS: Final[Mapping[str, Callable[[str], bool]]] = MappingProxyType(
+    {"card_number": _passes_luhn, "iban": _passes_iban_check}
+)
+"""Value pattern name -> the check a match must also pass to be redacted."""
 
 
 def _is_content_key(key: str) -> bool:
@@ -783,7 +823,8 @@ class Scrubber:
             upcoming = self._resume(text, upcoming, end)
             pattern = self._value_names[index]
             secret = match.group()
-            if pattern in _LUHN_CHECKED_PATTERNS and not _passes_luhn(secret):
+            check = _CHECKED_PATTERNS.get(pattern)
+            if check is not None and not check(secret):
                 continue
             replacement = self._replacement(path, secret, pattern)
             if replacement == secret:

@@ -44,6 +44,7 @@ TOOL_NAME = "gen_ai.tool.name"
 
 # Built by concatenation so that secret scanners do not flag this file.
 GITHUB_TOKEN = "ghp_" + "A1b2" * 9
+AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"  # AWS's documented example
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
     ".eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
@@ -81,15 +82,52 @@ VALUE_EXAMPLES: dict[str, str] = {
         "-----END RSA PRIVATE KEY-----"
     ),
     "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",  # AWS's documented example key id
+    # AWS's documented example secret access key, named in free text.
+    "aws_secret_access_key": "secret access key: " + AWS_SECRET_ACCESS_KEY,
     "gcp_api_key": "AIza" + "SyD" + "x1" * 16,
     "github_token": GITHUB_TOKEN,
     "slack_token": "xoxb-" + "1234567890-abcdefghij",
     "llm_api_key": "sk-proj-" + "a1B2c3D4" * 3,
     "stripe_key": "sk_" + "test_" + "0123456789abcdefXYZ",
+    "cookie_header": 'Cookie: "sessionid=38afes7a8; csrftoken=u32t4o3tb3gg43"',
     "email": "bob@example.com",
+    "us_ssn": "078-05-1120",  # the SSA's voided "Woolworth wallet" number
+    "iban": "DE89 3704 0044 0532 0130 00",  # the ISO 13616 example, printed form
     "card_number": "4111 1111 1111 1111",  # the Visa test number; passes Luhn
 }
 """Default value pattern name -> a text that this pattern matches entirely."""
+
+MORE_VALUE_EXAMPLES: list[tuple[str, str, str]] = [
+    # (pattern, text, the text once redacted): other forms of the same secrets (issue 13 item 7).
+    (
+        "aws_secret_access_key",
+        f"Credentials(secret_key='{AWS_SECRET_ACCESS_KEY}', region='eu-west-1')",
+        f"Credentials({REDACTED}', region='eu-west-1')",
+    ),
+    (
+        "aws_secret_access_key",
+        f"export AWS_SECRET_ACCESS_KEY={AWS_SECRET_ACCESS_KEY}",
+        f"export AWS_{REDACTED}",
+    ),
+    (
+        "cookie_header",
+        "GET / HTTP/1.1\r\nCookie: sessionid=38afes7a8; csrftoken=u32t4o3tb3gg43\r\nAccept: */*",
+        f"GET / HTTP/1.1\r\n{REDACTED}\r\nAccept: */*",
+    ),
+    (
+        "cookie_header",
+        "HTTP/1.1 200 OK\r\nSet-Cookie: sid=31d4d96e407aad42; Path=/; Secure\r\nVary: Accept",
+        f"HTTP/1.1 200 OK\r\nSet-{REDACTED}\r\nVary: Accept",
+    ),
+    (
+        "cookie_header",
+        "headers {'Cookie': 'sid=31d4d96e407aad42', 'Accept': '*/*'}",
+        f"headers {{'{REDACTED}, 'Accept': '*/*'}}",
+    ),
+    ("us_ssn", "ssn on file: 123-45-6789.", f"ssn on file: {REDACTED}."),
+    ("iban", "pay to GB82WEST12345698765432 today", f"pay to {REDACTED} today"),
+    ("iban", "konto NO93 8601 1117 947", f"konto {REDACTED}"),  # the shortest IBAN, 15 characters
+]
 
 
 @dataclass
@@ -208,6 +246,15 @@ def test_default_value_pattern_redacts_its_example(pattern: str, secret: str) ->
 
 
 @pytest.mark.parametrize(
+    ("pattern", "text", "expected"), MORE_VALUE_EXAMPLES, ids=[row[0] for row in MORE_VALUE_EXAMPLES]
+)
+def test_more_forms_of_value_secrets_are_redacted(pattern: str, text: str, expected: str) -> None:
+    scrubber, seen = _recording_scrubber()
+    assert scrubber.scrub_value("message", text) == (expected, ("message",))
+    assert [match.pattern for match in seen] == [pattern]
+
+
+@pytest.mark.parametrize(
     ("key", "value"),
     [
         pytest.param("gen_ai.usage.input_tokens", 42, id="token usage is a metric, not a token"),
@@ -252,6 +299,19 @@ def test_keys_left_alone(scrubber: Scrubber, key: str, value: AnyValue) -> None:
         pytest.param("the password must have 8 characters", id="a secret word without an assigned value"),
         pytest.param("see https://example.com/docs?page=2", id="a URL without userinfo"),
         pytest.param(REDACTED, id="the marker is not redacted again"),
+        pytest.param(
+            "the secret key rotation is described in /home/john/projects/mahavishnu/docs/keys.md",
+            id="a secret key label followed by a path, not by 40 key characters",
+        ),
+        pytest.param("3 cookies: chocolate, oat", id="cookies is not a Cookie header"),
+        pytest.param("cookie policy accepted", id="the word cookie without a value"),
+        pytest.param("serial 000-12-3456", id="area 000 is never issued"),
+        pytest.param("serial 666-12-3456", id="area 666 is never issued"),
+        pytest.param("serial 912-34-5678", id="areas 900-999 are never issued"),
+        pytest.param("serial 123-00-4567", id="group 00 is never issued"),
+        pytest.param("call 555-123-4567", id="a phone number is not an SSN"),
+        pytest.param("IBAN DE89 3704 0044 0532 0130 01", id="an IBAN failing the mod 97 check"),
+        pytest.param("patent US20230001234567", id="an IBAN-shaped id failing the check"),
     ],
 )
 def test_values_left_alone(scrubber: Scrubber, text: str) -> None:

@@ -135,3 +135,41 @@ def test_no_secret_reaches_the_receiver(
     assert b"reflect" in received and b"explode" in received  # the spans did arrive
     for secret in [*secrets, password, who]:
         assert secret.encode() not in received, secret
+
+
+# Built by concatenation so that secret scanners do not flag this file.
+_ISSUE_13_SECRETS = {
+    "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY",
+    "cookie": "sessionid=38afes7a8; csrftoken=u32t4o3tb3gg43",
+    "set_cookie": "sid=31d4d96e407aad42; Path=/; Secure",
+    "ssn": "078-05-1120",
+    "iban": "DE89 3704 0044 0532 0130 00",
+}
+
+
+def test_free_text_aws_secret_cookies_ssn_and_iban_never_reach_the_receiver(
+    pipeline: tuple[Server[Any], Observability, OtlpReceiver],
+) -> None:
+    """Issue 13 item 7: each secret sits in free text under a plain key, in the arguments, the result
+    and an exception message."""
+    server, observability, receiver = pipeline
+    secrets = _ISSUE_13_SECRETS
+    note = (
+        f"AWS secret access key {secrets['aws_secret_access_key']}\n"
+        f"Cookie: {secrets['cookie']}\nSet-Cookie: {secrets['set_cookie']}\n"
+        f"customer SSN {secrets['ssn']}, IBAN {secrets['iban']}"
+    )
+
+    async def session() -> None:
+        async with Client(server) as client:
+            result = await client.call_tool("reflect", {"note": note})
+            assert not result.is_error
+            with pytest.raises(MCPError):
+                await client.call_tool("explode", {"password": "x", "who": note})
+
+    anyio.run(session)
+    assert observability.force_flush()
+    received = b"".join(receiver.raw_bytes)
+    assert b"customer SSN" in received  # the note did arrive, redacted
+    for name, secret in secrets.items():
+        assert secret.encode() not in received, name

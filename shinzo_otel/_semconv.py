@@ -62,6 +62,12 @@ SESSION_IDLE_TIMEOUT: Final = "shinzo.session.idle_timeout"
 SESSION_END_REASON: Final = "shinzo.session.end_reason"
 RESOURCE_UUID: Final = "shinzo.resource.uuid"
 SESSION_METADATA_PREFIX: Final = "shinzo.session.metadata."
+METHOD_ORIGINAL: Final = "shinzo.mcp.method.original"
+"""The raw method name of a message whose `mcp.method.name` is `_OTHER` (a method the server does not
+have): kept on the span for debugging, never a metric attribute nor part of a span name."""
+TARGET_ORIGINAL: Final = "shinzo.mcp.target.original"
+"""The raw tool or prompt name of a call whose `gen_ai.tool.name` / `gen_ai.prompt.name` is `_OTHER`
+(a name the server does not have), likewise kept off span names and metrics."""
 CLIENT_NAME: Final = "shinzo.client.name"
 CLIENT_VERSION: Final = "shinzo.client.version"
 
@@ -102,8 +108,18 @@ OPERATION_DURATION_ATTRIBUTES: Final = (
     GEN_AI_OPERATION_NAME,
     MCP_PROTOCOL_VERSION,
     NETWORK_TRANSPORT,
+    NETWORK_PROTOCOL_NAME,
+    NETWORK_PROTOCOL_VERSION,
 )
 """Attributes of `mcp.server.operation.duration` (semconv); never a session id."""
+SESSION_DURATION_ATTRIBUTES: Final = (
+    MCP_PROTOCOL_VERSION,
+    NETWORK_TRANSPORT,
+    NETWORK_PROTOCOL_NAME,
+    NETWORK_PROTOCOL_VERSION,
+)
+"""Attributes of `mcp.server.session.duration` taken from the session span (semconv), beside
+`error.type` when the session ended with an error; never a session id."""
 OPERATION_DURATION_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 SESSION_DURATION_BUCKETS: Final = (
     *OPERATION_DURATION_BUCKETS,

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio.to_thread
-from mcp.server._otel import OpenTelemetryMiddleware
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
 from opentelemetry.metrics import Histogram, MeterProvider
@@ -21,10 +20,10 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.types import AttributeValue
 
+from shinzo_otel import _mcp2 as _adapter
 from shinzo_otel import _semconv as sc
 from shinzo_otel._export import build_metric_exporter, build_span_exporter
-from shinzo_otel._mcp_internals import fastmcp_native_tracing_off, lowlevel_server, server_middleware
-from shinzo_otel._middleware import ShinzoMiddleware
+from shinzo_otel._tracing import RequestTracer
 from shinzo_otel.config import ShinzoConfig
 from shinzo_otel.processor import ShinzoSpanProcessor
 from shinzo_otel.sessions import LogicalSessions, SessionManager, SessionTracker, SessionType
@@ -40,9 +39,9 @@ _processors: weakref.WeakKeyDictionary[TracerProvider, ShinzoSpanProcessor] = we
 class McpServerInstrumentation:
     """The seed 000 session API of one instrumented server (`observability.instrumentation`)."""
 
-    def __init__(self, sessions: SessionManager, middleware: ShinzoMiddleware, capture_content: bool) -> None:
+    def __init__(self, sessions: SessionManager, requests: RequestTracer, capture_content: bool) -> None:
         self._sessions = sessions
-        self._middleware = middleware
+        self._requests = requests
         self._capture_content = capture_content
         self._tracker: SessionTracker | None = None
 
@@ -67,8 +66,8 @@ class McpServerInstrumentation:
                 stamp[f"{sc.SESSION_METADATA_PREFIX}{key}"] = str(value)
             session = self._sessions.start(SessionType.MANUAL, stamp=stamp)
             self._tracker = SessionTracker(self._sessions, session, self._capture_content)
-            self._middleware.manual_stamp = stamp
-            self._middleware.manual_session = session
+            self._requests.manual_stamp = stamp
+            self._requests.manual_session = session
         except Exception:
             _logger.warning("session tracking could not be enabled; serving without it", exc_info=True)
 
@@ -79,8 +78,8 @@ class McpServerInstrumentation:
     async def complete_session(self) -> None:
         """Complete the manual session (if any) and flush its spans."""
         tracker, self._tracker = self._tracker, None
-        self._middleware.manual_session = None
-        self._middleware.manual_stamp = {}
+        self._requests.manual_session = None
+        self._requests.manual_stamp = {}
         if tracker is not None:
             await tracker.complete()
 
@@ -104,20 +103,19 @@ class Observability:
         owns_provider: bool,
         meter_provider: MeterProvider | None,
         processor: ShinzoSpanProcessor | None,
-        middleware: ShinzoMiddleware,
+        requests: RequestTracer,
         sessions: SessionManager,
         logical_sessions: LogicalSessions | None = None,
+        installed: object = None,
     ) -> None:
         self.config = config
         self.tracer_provider = tracer_provider
         self.processor = processor
-        self.instrumentation = McpServerInstrumentation(
-            sessions, middleware, config.enable_argument_collection
-        )
+        self.instrumentation = McpServerInstrumentation(sessions, requests, config.enable_argument_collection)
         self.sessions = sessions
         self._owns_provider = owns_provider
         self._owned_meter_provider = meter_provider
-        self._middleware = middleware
+        self._installed = installed
         self._logical_sessions = logical_sessions
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -241,13 +239,15 @@ def instrument_server(
         TypeError: `server` is not an MCP server.
     """
     resolved = ShinzoConfig.coerce(config)
-    middleware_list = server_middleware(server)
+    _adapter.check_server(server)
     if _disabled():
         _logger.info("shinzo_otel instrumentation is disabled by the environment; %r left as is", server)
         sessions = SessionManager(trace.NoOpTracer())
-        inert = ShinzoMiddleware(trace.NoOpTracer(), sessions, capture_content=False)
+        inert = RequestTracer(
+            trace.NoOpTracer(), sessions, capture_content=False, logical_sessions=LogicalSessions(sessions, 1)
+        )
         return Observability(resolved, trace.NoOpTracerProvider(), False, None, None, inert, sessions)
-    key = lowlevel_server(server)
+    key = _adapter.lowlevel_server(server)
     with _lock:
         existing = _instrumented.get(key)
         if existing is not None:
@@ -276,31 +276,36 @@ def instrument_server(
             _processors[provider] = processor
         session_duration = _session_duration(meter_provider)
         tracer = provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION)
-        sessions = SessionManager(tracer, session_duration, on_boundary=processor.request_flush)
-        logical_sessions = (
-            LogicalSessions(sessions, resolved.session_idle_timeout_millis / 1000)
-            if resolved.session_resolver is not None
-            else None
+        idle_timeout_seconds = resolved.session_idle_timeout_millis / 1000
+        sessions = SessionManager(
+            tracer,
+            session_duration,
+            on_boundary=processor.request_flush,
+            idle_timeout_seconds=idle_timeout_seconds,
         )
-        middleware = ShinzoMiddleware(
+        logical_sessions = LogicalSessions(sessions, idle_timeout_seconds)
+        requests = RequestTracer(
             tracer,
             sessions,
             capture_content=resolved.enable_argument_collection,
-            session_resolver=resolved.session_resolver,
             logical_sessions=logical_sessions,
-            around_call=fastmcp_native_tracing_off(server),
+            session_resolver=resolved.session_resolver,
+            conversation_meta_keys=resolved.conversation_meta_keys,
+            conversation_baggage_keys=resolved.conversation_baggage_keys,
+            method_known=_adapter.method_known(server),
+            target_lookup=_adapter.target_lookup(server),
         )
-        middleware_list[:] = [m for m in middleware_list if not isinstance(m, OpenTelemetryMiddleware)]
-        middleware_list.insert(0, middleware)
+        installed = _adapter.install(server, requests)
         observability = Observability(
             resolved,
             provider,
             owns_provider,
             meter_provider if owns_meter_provider else None,
             processor,
-            middleware,
+            requests,
             sessions,
             logical_sessions,
+            installed,
         )
         _instrumented[key] = observability
         return observability
@@ -309,9 +314,7 @@ def instrument_server(
 def uninstrument_server(server: Any) -> None:
     """Remove our middleware from `server` and put the SDK's built-in one back; no-op if not instrumented."""
     with _lock:
-        observability = _instrumented.pop(lowlevel_server(server), None)
+        observability = _instrumented.pop(_adapter.lowlevel_server(server), None)
     if observability is None:
         return
-    middleware_list = server_middleware(server)
-    middleware_list[:] = [m for m in middleware_list if m is not observability._middleware]
-    middleware_list.insert(0, OpenTelemetryMiddleware())
+    _adapter.uninstall(server, observability._installed)

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -35,16 +35,60 @@ _logger = logging.getLogger(__name__)
 
 
 class SessionType(str, Enum):
-    """Where a session comes from (attribute `shinzo.session.type`)."""
+    """What kind of session this is (attribute `shinzo.session.type`); `SessionOrigin` says more
+    precisely where its identity comes from."""
 
     MCP = "mcp"
-    """A protocol session (`Mcp-Session-Id`) or a connection's lifetime (stdio, in-memory)."""
+    """A protocol session (`Mcp-Session-Id`, SSE), a connection's or a 2026-07-28 stream's lifetime."""
     MANUAL = "manual"
     """Opened by `enable_session_tracking` (seed 000): the process-level logical session."""
     LOGICAL = "logical"
-    """Resolved for stateless traffic by a session resolver."""
+    """A grouping of stateless requests: by a client's conversation id or a session resolver's key."""
     ADMIN_SHELL = "admin_shell"
     """Reported by an admin shell (seeds 001-004)."""
+
+
+class SessionOrigin(str, Enum):
+    """Where a session's identity comes from (attribute `shinzo.session.origin`, DESIGN.md
+    "Sessions"), so that nobody mistakes a grouping we made for a protocol fact."""
+
+    PROTOCOL = "protocol"
+    """The transport's protocol session: `Mcp-Session-Id` (stateful streamable HTTP) or the SSE
+    `session_id`; also exported as `mcp.session.id`."""
+    CONNECTION = "connection"
+    """A handshake-era connection without a protocol session id (stdio, in-memory): id minted."""
+    STREAM = "stream"
+    """A 2026-07-28 duplex stream (stdio): every request of the stream, id minted, ends at EOF."""
+    CONVERSATION = "conversation"
+    """A conversation id the client sent (`_meta` vendor keys, W3C baggage) on 2026-07-28 traffic."""
+    RESOLVER = "resolver"
+    """The key of the user's `session_resolver`."""
+    MANUAL = "manual"
+    """`enable_session_tracking` (seed 000)."""
+    ADMIN_SHELL = "admin_shell"
+    """Reported by an admin shell (seeds 001-004)."""
+
+    @property
+    def session_type(self) -> SessionType:
+        """The `SessionType` of sessions of this origin."""
+        return _TYPE_OF_ORIGIN[self]
+
+
+_TYPE_OF_ORIGIN = {
+    SessionOrigin.PROTOCOL: SessionType.MCP,
+    SessionOrigin.CONNECTION: SessionType.MCP,
+    SessionOrigin.STREAM: SessionType.MCP,
+    SessionOrigin.CONVERSATION: SessionType.LOGICAL,
+    SessionOrigin.RESOLVER: SessionType.LOGICAL,
+    SessionOrigin.MANUAL: SessionType.MANUAL,
+    SessionOrigin.ADMIN_SHELL: SessionType.ADMIN_SHELL,
+}
+_DEFAULT_ORIGIN = {
+    SessionType.MCP: SessionOrigin.CONNECTION,
+    SessionType.LOGICAL: SessionOrigin.RESOLVER,
+    SessionType.MANUAL: SessionOrigin.MANUAL,
+    SessionType.ADMIN_SHELL: SessionOrigin.ADMIN_SHELL,
+}
 
 
 class Session:
@@ -95,6 +139,17 @@ def current_session() -> Session | None:
     return _CURRENT_SESSION.get()
 
 
+def enter_session(session: Session | None) -> Token[Session | None]:
+    """Make `session` current in this context (`ShinzoSpanProcessor.on_start` stamps its attributes
+    on every span started meanwhile); undo with `exit_session(token)`."""
+    return _CURRENT_SESSION.set(session)
+
+
+def exit_session(token: Token[Session | None]) -> None:
+    """Restore the session that was current before `enter_session` returned `token`."""
+    _CURRENT_SESSION.reset(token)
+
+
 class SessionManager:
     """Starts and ends session spans; one per instrumented server.
 
@@ -103,6 +158,9 @@ class SessionManager:
         session_duration: histogram `mcp.server.session.duration` (seconds), or None.
         on_boundary: called (never raising, never blocking) when a session starts or ends, so the
             export pipeline can flush promptly (seed 000: flush when a session completes).
+        idle_timeout_seconds: recorded on every session as `shinzo.session.idle_timeout`: readers
+            show a session without an end that is silent for longer as `abandoned`. Default 1800
+            (config `session_idle_timeout_millis`).
     """
 
     def __init__(
@@ -110,16 +168,18 @@ class SessionManager:
         tracer: trace.Tracer,
         session_duration: Histogram | None = None,
         on_boundary: Callable[[], None] | None = None,
+        idle_timeout_seconds: float = 1800,
     ) -> None:
         self._tracer = tracer
         self._session_duration = session_duration
         self._on_boundary = on_boundary
+        self._idle_timeout_attribute = max(1, round(idle_timeout_seconds))
         self._open_sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
     def start(
         self,
-        session_type: SessionType,
+        origin: SessionOrigin | SessionType,
         *,
         session_id: str | None = None,
         protocol_session_id: str | None = None,
@@ -132,7 +192,8 @@ class SessionManager:
         """Open a session span (a new trace root) and export its start marker.
 
         Args:
-            session_type: recorded as `shinzo.session.type`.
+            origin: recorded as `shinzo.session.origin`, with its `shinzo.session.type`; a
+                `SessionType` stands for its usual origin (MCP: `connection`, LOGICAL: `resolver`).
             session_id: `session.id`; defaults to `protocol_session_id`, else a new uuid4 hex.
             protocol_session_id: the transport's session id (`Mcp-Session-Id`), recorded as
                 `mcp.session.id` on the session and on every span in it.
@@ -150,9 +211,13 @@ class SessionManager:
         if protocol_session_id:
             session_stamp[sc.MCP_SESSION_ID] = protocol_session_id
         session_stamp.update(stamp or {})
+        if isinstance(origin, SessionType):
+            origin = _DEFAULT_ORIGIN[origin]
         span_attributes: dict[str, AttributeValue] = {
             **session_stamp,
-            sc.SESSION_TYPE: session_type.value,
+            sc.SESSION_TYPE: origin.session_type.value,
+            sc.SESSION_ORIGIN: origin.value,
+            sc.SESSION_IDLE_TIMEOUT: self._idle_timeout_attribute,
             **(attributes or {}),
         }
         # Not stamped by the session whose request may be starting this one (an admin shell reported
@@ -216,10 +281,11 @@ class SessionManager:
         span = session.span
         span.add_event(sc.SESSION_END_EVENT, {sc.SESSION_ID: session.session_id}, timestamp=end_ns)
         span.set_attribute(sc.SESSION_END_REASON, reason)
-        metric_attributes: dict[str, AttributeValue] = {}
-        version = session.attributes.get(sc.MCP_PROTOCOL_VERSION)
-        if version is not None:
-            metric_attributes[sc.MCP_PROTOCOL_VERSION] = version
+        metric_attributes: dict[str, AttributeValue] = {
+            key: session.attributes[key]
+            for key in sc.SESSION_DURATION_ATTRIBUTES
+            if key in session.attributes
+        }
         if error_type is not None:
             span.set_attribute(sc.ERROR_TYPE, error_type)
             span.set_status(StatusCode.ERROR)
@@ -342,14 +408,17 @@ class SessionTracker:
 
 
 class LogicalSessions:
-    """Logical sessions of stateless traffic, keyed by a session resolver's key, ended when idle.
+    """Sessions that group requests by a key rather than a connection: a client's conversation id or
+    a session resolver's key (DESIGN.md "Sessions"); each ends after `idle_timeout_seconds` without a
+    request (`idle_timeout`).
 
     Args:
         manager: starts and ends the session spans.
-        idle_timeout_seconds: a session with no request for this long ends (`idle_timeout`).
+        idle_timeout_seconds: a session with no request for this long ends.
 
-    The keys are never exported; each session gets a fresh `session.id`. A background thread, started
-    with the first session, ends idle sessions; `close()` stops it.
+    Keys are never exported (a resolver's key may be a user identity); each session gets a fresh
+    `session.id`. A background thread, started with the first session, ends idle sessions; `close()`
+    stops it.
     """
 
     def __init__(self, manager: SessionManager, idle_timeout_seconds: float) -> None:
@@ -361,16 +430,21 @@ class LogicalSessions:
         self._reaper: threading.Thread | None = None
 
     def session_for(
-        self, key: str, attributes: Mapping[str, AttributeValue], stamp: Mapping[str, AttributeValue]
+        self,
+        key: str,
+        origin: SessionOrigin,
+        attributes: Mapping[str, AttributeValue],
+        stamp: Mapping[str, AttributeValue],
     ) -> Session:
-        """The open session of `key`, or a new one; marks it active now."""
+        """The open session of `key`, or a new one of `origin` with these span `attributes` and
+        `stamp` (attributes of every span in it); marks it active now."""
         now = time.monotonic()
         with self._lock:
             entry = self._sessions.get(key)
             if entry is not None and not entry[0].ended:
                 session = entry[0]
             else:
-                session = self._manager.start(SessionType.LOGICAL, attributes=attributes, stamp=stamp)
+                session = self._manager.start(origin, attributes=attributes, stamp=stamp)
             self._sessions[key] = (session, now)
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="ShinzoIdleSessions", daemon=True)

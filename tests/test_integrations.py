@@ -182,7 +182,7 @@ async def test_uninstrument_restores_the_builtin_middleware(
     )
     uninstrument_server(server)
     assert isinstance(server.middleware[0], OpenTelemetryMiddleware)
-    assert not any(type(m).__name__ == "ShinzoMiddleware" for m in server.middleware)
+    assert not any(type(m).__name__ == "Mcp2Middleware" for m in server.middleware)
     async with Client(server, mode="legacy") as client:
         await client.call_tool("echo", {"text": "x"})
     observability.force_flush()

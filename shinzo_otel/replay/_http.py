@@ -19,6 +19,16 @@ def base_url(url: str) -> str:
     return (url if "://" in url else f"http://{url}").rstrip("/")
 
 
+class BackendAnswerError(SourceUnavailableError):
+    """The backend was reached and answered a non-2xx status other than 404 (`status`), or a body
+    that is not JSON (`status` 200). Readers catch it where another way of asking exists (a Tempo
+    without TraceQL metrics); elsewhere it is a `SourceUnavailableError` like any other."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class JsonApi:
     """GETs JSON from one backend.
 
@@ -39,8 +49,8 @@ class JsonApi:
         """The decoded JSON answer to `GET path?params`, or None when the backend answers 404.
 
         Raises:
-            SourceUnavailableError: the backend cannot be reached, times out, answers another
-                non-2xx status, or sends something that is not JSON.
+            SourceUnavailableError: the backend cannot be reached or times out.
+            BackendAnswerError: it answers another non-2xx status, or something that is not JSON.
         """
         try:
             response = self._client.get(path, params=params)
@@ -52,14 +62,16 @@ class JsonApi:
             return None
         if not response.is_success:
             excerpt = " ".join(response.text.split())[:_BODY_EXCERPT]
-            raise SourceUnavailableError(
-                f"{self.name} at {self.url} answered {response.status_code} to GET {path}: {excerpt}"
+            raise BackendAnswerError(
+                f"{self.name} at {self.url} answered {response.status_code} to GET {path}: {excerpt}",
+                response.status_code,
             )
         try:
             return response.json()
         except ValueError as error:
-            raise SourceUnavailableError(
-                f"{self.name} at {self.url} answered GET {path} with something that is not JSON"
+            raise BackendAnswerError(
+                f"{self.name} at {self.url} answered GET {path} with something that is not JSON",
+                response.status_code,
             ) from error
 
     def close(self) -> None:

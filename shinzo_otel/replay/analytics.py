@@ -1,7 +1,9 @@
-"""Session analytics (seed 002 "Session Analytics"), computed from summaries of any source.
+"""Session analytics (seed 002 "Session Analytics"), computed from summaries of any source, or by the
+source itself where its backend can aggregate (`AnalyticsSource`: Tempo's TraceQL metrics).
 
 Every metric is a table: `AnalyticsReport.columns` and one dict per row. Time buckets are UTC and
-keyed by session start; `period=None` gives one row, `all`.
+keyed by session start; `period=None` gives one row, `all`. `run_analytics` is the entry point the
+CLI uses: it picks the source's own aggregation when it has one.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final, Literal, get_args
+from typing import Final, Literal, Protocol, get_args, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from shinzo_otel.replay.model import SessionSummary
+from shinzo_otel.replay.source import SessionFilter, SessionSource
 
 AnalyticsMetric = Literal["duration", "count", "unique_users", "peak_hours", "error_rate", "top_tools"]
 """What `analyze` computes; the columns of each are listed in `analyze`."""
@@ -50,36 +53,64 @@ def _bucket(period: AnalyticsPeriod | None) -> Callable[[SessionSummary], str]:
     return lambda summary: _ALL
 
 
-def _duration_row(summaries: Sequence[SessionSummary]) -> dict[str, Cell]:
-    durations = sorted(s.duration_seconds for s in summaries if s.duration_seconds is not None)
-    if not durations:
-        return {"sessions": len(summaries), "ended": 0, "mean_seconds": None, "median_seconds": None,
-                "p95_seconds": None, "max_seconds": None}  # fmt: skip
-    p95 = (
-        statistics.quantiles(durations, n=20, method="inclusive")[18] if len(durations) > 1 else durations[0]
-    )
+def duration_cells(
+    sessions: int,
+    ended: int,
+    mean: float | None,
+    median: float | None,
+    p95: float | None,
+    maximum: float | None,
+) -> dict[str, Cell]:
+    """The cells of a `duration` row after `period` (seconds; None without ended sessions)."""
+    if not ended:
+        mean = median = p95 = maximum = None
     return {
-        "sessions": len(summaries),
-        "ended": len(durations),
-        "mean_seconds": statistics.fmean(durations),
-        "median_seconds": statistics.median(durations),
+        "sessions": sessions,
+        "ended": ended,
+        "mean_seconds": mean,
+        "median_seconds": median,
         "p95_seconds": p95,
-        "max_seconds": durations[-1],
+        "max_seconds": maximum,
     }
 
 
-def _error_row(summaries: Sequence[SessionSummary]) -> dict[str, Cell]:
-    failed = sum(summary.has_error for summary in summaries)
-    requests = sum(summary.counts.requests for summary in summaries)
-    failed_requests = sum(summary.counts.errors for summary in summaries)
+def error_cells(sessions: int, failed_sessions: int, requests: int, failed_requests: int) -> dict[str, Cell]:
+    """The cells of an `error_rate` row after `period` (rates 0..1, None without sessions or
+    requests)."""
     return {
-        "sessions": len(summaries),
-        "failed_sessions": failed,
-        "session_error_rate": failed / len(summaries),
+        "sessions": sessions,
+        "failed_sessions": failed_sessions,
+        "session_error_rate": failed_sessions / sessions if sessions else None,
         "requests": requests,
         "failed_requests": failed_requests,
         "request_error_rate": failed_requests / requests if requests else None,
     }
+
+
+def _duration_row(summaries: Sequence[SessionSummary]) -> dict[str, Cell]:
+    durations = sorted(s.duration_seconds for s in summaries if s.duration_seconds is not None)
+    if not durations:
+        return duration_cells(len(summaries), 0, None, None, None, None)
+    p95 = (
+        statistics.quantiles(durations, n=20, method="inclusive")[18] if len(durations) > 1 else durations[0]
+    )
+    return duration_cells(
+        len(summaries),
+        len(durations),
+        statistics.fmean(durations),
+        statistics.median(durations),
+        p95,
+        durations[-1],
+    )
+
+
+def _error_row(summaries: Sequence[SessionSummary]) -> dict[str, Cell]:
+    return error_cells(
+        len(summaries),
+        sum(summary.has_error for summary in summaries),
+        sum(summary.counts.requests for summary in summaries),
+        sum(summary.counts.errors for summary in summaries),
+    )
 
 
 COLUMNS: Final[dict[AnalyticsMetric, tuple[str, ...]]] = {
@@ -135,6 +166,14 @@ def _top_tools(summaries: Iterable[SessionSummary], top: int) -> list[dict[str, 
     return [{"tool": tool, "calls": count, "sessions": sessions[tool]} for tool, count in ranked]
 
 
+def check_options(metric: AnalyticsMetric, period: AnalyticsPeriod | None, top: int) -> None:
+    """Raise ValueError for a `period` given to `peak_hours` or `top_tools`, or a `top` below 1."""
+    if metric in _UNBUCKETED and period is not None:
+        raise ValueError(f"--period does not apply to {metric}")
+    if top < 1:
+        raise ValueError(f"top must be at least 1, not {top}")
+
+
 def analyze(
     summaries: Sequence[SessionSummary],
     metric: AnalyticsMetric,
@@ -162,10 +201,7 @@ def analyze(
     Raises:
         ValueError: `period` given for `peak_hours` or `top_tools`, or `top` < 1.
     """
-    if metric in _UNBUCKETED and period is not None:
-        raise ValueError(f"--period does not apply to {metric}")
-    if top < 1:
-        raise ValueError(f"top must be at least 1, not {top}")
+    check_options(metric, period, top)
     rows: list[dict[str, Cell]]
     if metric == "peak_hours":
         rows = _peak_hours(summaries)
@@ -181,3 +217,43 @@ def analyze(
     return AnalyticsReport(
         metric=metric, period=period, sessions=len(summaries), columns=COLUMNS[metric], rows=tuple(rows)
     )
+
+
+@runtime_checkable
+class AnalyticsSource(Protocol):
+    """A source whose backend computes analytics itself (Tempo's TraceQL metrics), with the same
+    arguments, columns and errors as `analyze` over `list_sessions(filters)`; see the reader's
+    `analytics` for what it computes differently."""
+
+    def analytics(
+        self,
+        filters: SessionFilter | None,
+        metric: AnalyticsMetric,
+        period: AnalyticsPeriod | None = None,
+        *,
+        top: int = 10,
+    ) -> AnalyticsReport:
+        """One metric over the sessions `filters` selects (its `limit` is ignored)."""
+        ...
+
+
+def run_analytics(
+    source: SessionSource,
+    filters: SessionFilter,
+    metric: AnalyticsMetric,
+    period: AnalyticsPeriod | None = None,
+    *,
+    top: int = 10,
+) -> AnalyticsReport:
+    """One metric over the sessions of `source` that `filters` selects (its `limit` is ignored): the
+    source's own `analytics` when it is an `AnalyticsSource`, else `analyze` over every matching
+    summary.
+
+    Raises:
+        ValueError: as `analyze`.
+        SourceUnavailableError: the source cannot be read.
+    """
+    check_options(metric, period, top)
+    if isinstance(source, AnalyticsSource):
+        return source.analytics(filters, metric, period, top=top)
+    return analyze(source.list_sessions(filters.model_copy(update={"limit": None})), metric, period, top=top)

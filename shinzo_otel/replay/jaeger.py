@@ -23,6 +23,23 @@ Shapes followed:
   attributes, and turns array attributes into strings: v3 is preferred whenever it answers.
 
 Jaeger searches need a service name, so without one every service is searched in turn.
+
+What each question costs, within what Jaeger's API offers (no span-level select, no aggregation, no
+"attribute absent" condition; every search answers whole traces):
+
+- `list_sessions` searches each service for traces holding a start marker (`mcp.session.start`),
+  narrowed by type, origin, component and user as attributes; summaries, counts and the last
+  activity come from those traces. Request spans that live in other traces (a client that
+  propagates its context) are counted by `get_session`, not by the list.
+- `get_session` searches by the `session.id` attribute, whatever the trace.
+- `list_requests` / `count_requests` search each service (narrowed by `mcp.method.name` and
+  `gen_ai.tool.name` when filtered) and keep the SERVER spans without `session.id`: Jaeger cannot
+  search for a missing attribute, so this reads the traces of sessions too.
+- `get_trace` fetches one trace by id.
+
+Limits: a search looks back `lookback_seconds` (7 days) when no start is given; each search asks
+for `search_limit` traces and pages backwards in time from the oldest trace of a full answer (the
+storage backends return the newest traces first); `analytics` reads every matching session.
 """
 
 from __future__ import annotations
@@ -42,20 +59,37 @@ from opentelemetry.semconv.attributes.otel_attributes import (
 )
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
 
-from shinzo_otel._semconv import ADMIN_COMPONENT, SESSION_ID, SESSION_START_SPAN_NAME, SESSION_TYPE, USER_NAME
+from shinzo_otel._semconv import (
+    ADMIN_COMPONENT,
+    GEN_AI_TOOL_NAME,
+    MCP_METHOD_NAME,
+    SESSION_ID,
+    SESSION_ORIGIN,
+    SESSION_START_SPAN_NAME,
+    SESSION_TYPE,
+    USER_NAME,
+)
 from shinzo_otel.replay._http import DEFAULT_TIMEOUT_SECONDS, JsonApi
 from shinzo_otel.replay._memory import SessionIndex
 from shinzo_otel.replay.model import (
     EventRecord,
     LinkRecord,
+    RequestSummary,
     Session,
     SessionSummary,
     SpanKindName,
     SpanRecord,
     StatusCodeName,
+    TraceReplay,
 )
 from shinzo_otel.replay.otlp_json import parse_traces, span_records
-from shinzo_otel.replay.source import ProgressCallback, SessionFilter, WarningCallback
+from shinzo_otel.replay.source import (
+    ProgressCallback,
+    RequestFilter,
+    SessionFilter,
+    TraceNotFoundError,
+    WarningCallback,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -84,6 +118,7 @@ _KINDS: Final[dict[str, SpanKindName]] = {
 }
 _CHILD_OF: Final = "CHILD_OF"
 _NS_PER_US: Final = 1_000
+_NS_PER_S: Final = 1_000_000_000
 
 
 def _tag_value(tag: Mapping[str, Any]) -> Any:
@@ -176,8 +211,12 @@ def v1_trace_records(trace: Mapping[str, Any]) -> list[SpanRecord]:
         raise ValueError(f"malformed Jaeger span ({type(error).__name__}: {error})") from error
 
 
-def _rfc3339(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _rfc3339(ns: int) -> str:
+    # Nanosecond precision: Jaeger's gateway parses RFC 3339 with fractional seconds.
+    seconds, fraction = divmod(ns, _NS_PER_S)
+    return (
+        datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
+    )
 
 
 class JaegerSource:
@@ -194,10 +233,8 @@ class JaegerSource:
         warn: called with a one-line message for each trace that cannot be decoded or error Jaeger
             reports beside its answer.
 
-    `list_sessions` searches each service (or the filter's) for traces holding a session start
-    marker (`mcp.session.start`), narrowed by the filter's type, component and user as span
-    attributes; `get_session` searches by the `session.id` attribute. Every span found goes
-    through the shared model.
+    See the module notes for what each method asks and the limits. Every span found goes through
+    the shared model.
 
     Raises (every method): SourceUnavailableError when Jaeger cannot be reached or answers an error.
     """
@@ -225,9 +262,9 @@ class JaegerSource:
             self._version = "v3" if self._api.get("/api/v3/services") is not None else "v1"
         return self._version == "v3"
 
-    def _services(self, filters: SessionFilter | None) -> list[str]:
-        if filters is not None and filters.service is not None:
-            return [filters.service]
+    def _services(self, service: str | None) -> list[str]:
+        if service is not None:
+            return [service]
         if self._v3():
             answer = self._api.get("/api/v3/services") or {}
             services = answer.get("services")
@@ -236,16 +273,15 @@ class JaegerSource:
             services = answer.get("data")
         return sorted(str(service) for service in services or ())
 
-    def _window(self, filters: SessionFilter | None) -> tuple[float, float]:
-        now = time.time()
-        after_ns = None if filters is None else filters.after_ns
-        before_ns = None if filters is None else filters.before_ns
-        start = now - self._lookback_seconds if after_ns is None else after_ns / 1e9
-        end = now + _CLOCK_SKEW_SECONDS if before_ns is None else before_ns / 1e9
-        return start, max(end, start + 1)
+    def _window(self, after_ns: int | None, before_ns: int | None) -> tuple[int, int]:
+        """The search window in ns since the epoch: start inclusive, end exclusive."""
+        now_ns = time.time_ns()
+        start = now_ns - self._lookback_seconds * _NS_PER_S if after_ns is None else after_ns
+        end = now_ns + _CLOCK_SKEW_SECONDS * _NS_PER_S if before_ns is None else before_ns
+        return start, max(end, start + _NS_PER_US)
 
     def _search_v3(
-        self, service: str, operation: str | None, attributes: Mapping[str, str], window: tuple[float, float]
+        self, service: str, operation: str | None, attributes: Mapping[str, str], window: tuple[int, int]
     ) -> list[SpanRecord]:
         params: dict[str, str | int] = {
             "query.service_name": service,
@@ -267,12 +303,12 @@ class JaegerSource:
             return []
 
     def _search_v1(
-        self, service: str, operation: str | None, tags: Mapping[str, str], window: tuple[float, float]
+        self, service: str, operation: str | None, tags: Mapping[str, str], window: tuple[int, int]
     ) -> list[SpanRecord]:
         params: dict[str, str | int] = {
             "service": service,
-            "start": int(window[0] * 1_000_000),
-            "end": int(window[1] * 1_000_000),
+            "start": window[0] // _NS_PER_US,
+            "end": window[1] // _NS_PER_US,
             "limit": self._search_limit,
         }
         if operation is not None:
@@ -291,35 +327,103 @@ class JaegerSource:
         return records
 
     def _search(
-        self, filters: SessionFilter | None, operation: str | None, attributes: Mapping[str, str]
+        self,
+        service: str | None,
+        window: tuple[int, int],
+        operation: str | None,
+        attributes: Mapping[str, str],
     ) -> SessionIndex:
-        window = self._window(filters)
-        services = self._services(filters)
+        """Every trace matching the search in `window`, each service in turn, paged backwards: a
+        full answer (`search_limit` traces) moves the window's end to its oldest trace's start."""
+        services = self._services(service)
         search = self._search_v3 if self._v3() else self._search_v1
         index = SessionIndex()
-        for done, service in enumerate(services, start=1):
-            index.add(search(service, operation, attributes, window))
+        for done, name in enumerate(services, start=1):
+            end = window[1]
+            seen: set[str] = set()
+            while True:
+                records = search(name, operation, attributes, (window[0], end))
+                index.add(records)
+                starts: dict[str, int] = {}
+                for record in records:
+                    trace = record["trace_id"]
+                    starts[trace] = min(starts.get(trace, record["start_ns"]), record["start_ns"])
+                fresh = set(starts) - seen
+                seen |= fresh
+                if len(starts) < self._search_limit or not fresh:
+                    break
+                # Jaeger's window bounds are microseconds: traces of the oldest one come again.
+                end = min(starts.values()) + _NS_PER_US
+                if end <= window[0]:
+                    break
             if self._progress is not None:
                 self._progress(done, len(services))
         return index
 
     def list_sessions(self, filters: SessionFilter | None = None) -> list[SessionSummary]:
-        """See `SessionSource.list_sessions` and the class notes."""
-        attributes = {}
-        if filters is not None:
+        """See `SessionSource.list_sessions` and the module notes."""
+        filters = filters or SessionFilter()
+        attributes = {
+            key: value
             for key, value in (
                 (SESSION_TYPE, filters.session_type),
+                (SESSION_ORIGIN, filters.origin),
                 (ADMIN_COMPONENT, filters.component),
                 (USER_NAME, filters.user),
-            ):
-                if value is not None:
-                    attributes[key] = value
-        return self._search(filters, SESSION_START_SPAN_NAME, attributes).list_sessions(filters)
+            )
+            if value is not None
+        }
+        window = self._window(filters.after_ns, filters.before_ns)
+        return self._search(filters.service, window, SESSION_START_SPAN_NAME, attributes).list_sessions(
+            filters
+        )
 
     def get_session(self, session_id: str) -> Session:
         """See `SessionSource.get_session`."""
-        index = self._search(None, None, {SESSION_ID: session_id})
+        index = self._search(None, self._window(None, None), None, {SESSION_ID: session_id})
         return index.get_session(session_id, f"Jaeger at {self._api.url}")
+
+    def _requests(self, filters: RequestFilter) -> SessionIndex:
+        attributes = {
+            key: value
+            for key, value in ((MCP_METHOD_NAME, filters.method), (GEN_AI_TOOL_NAME, filters.tool))
+            if value is not None
+        }
+        return self._search(
+            filters.service, self._window(filters.after_ns, filters.before_ns), None, attributes
+        )
+
+    def list_requests(self, filters: RequestFilter | None = None) -> list[RequestSummary]:
+        """See `SessionSource.list_requests` and the module notes."""
+        filters = filters or RequestFilter()
+        return self._requests(filters).list_requests(filters)
+
+    def count_requests(self, filters: RequestFilter | None = None) -> int:
+        """See `SessionSource.count_requests` and the module notes."""
+        filters = filters or RequestFilter()
+        return self._requests(filters).count_requests(filters)
+
+    def get_trace(self, trace_id: str) -> TraceReplay:
+        """See `SessionSource.get_trace`: `/api/v3/traces/<id>`, or `/api/traces/<id>` on v1."""
+        where = f"Jaeger at {self._api.url}"
+        index = SessionIndex()
+        if self._v3():
+            answer = self._api.get(f"/api/v3/traces/{trace_id}")
+            if answer is not None:
+                try:
+                    index.add(span_records(parse_traces(answer.get("result") or {}).resource_spans))
+                except (ValueError, RecursionError, AttributeError) as error:
+                    self._warn(f"Jaeger trace {trace_id!r}: skipped, not OTLP JSON ({str(error)[:200]})")
+        else:
+            for trace in (self._api.get(f"/api/traces/{trace_id}") or {}).get("data") or ():
+                try:
+                    index.add(v1_trace_records(trace))
+                except ValueError as error:
+                    self._warn(f"Jaeger trace {trace_id!r}: skipped, {error}")
+        try:
+            return index.get_trace(trace_id, where)
+        except TraceNotFoundError:
+            raise TraceNotFoundError(f"no trace {trace_id!r} in {where}") from None
 
     def close(self) -> None:
         """Close the HTTP client."""

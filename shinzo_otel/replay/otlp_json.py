@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
 
@@ -37,14 +37,17 @@ from shinzo_otel.replay._memory import SessionIndex
 from shinzo_otel.replay.model import (
     EventRecord,
     LinkRecord,
+    RequestSummary,
     Session,
     SessionSummary,
     SpanKindName,
     SpanRecord,
     StatusCodeName,
+    TraceReplay,
 )
 from shinzo_otel.replay.source import (
     ProgressCallback,
+    RequestFilter,
     SessionFilter,
     SourceUnavailableError,
     WarningCallback,
@@ -151,6 +154,22 @@ def _attributes(key_values: Any) -> dict[str, Any]:
     return {key_value.key: _value(key_value.value) for key_value in key_values}
 
 
+def attributes_from_json(key_values: Any) -> dict[str, Any]:
+    """A list of OTLP JSON `KeyValue`s (`[{"key": ..., "value": {"stringValue": ...}}]`, as Tempo's
+    search answers carry them) as a plain dict, decoded like span attributes (`intValue` to int, arrays
+    to lists, bytes to base64 text).
+
+    Raises:
+        ValueError: `key_values` is not such a list.
+    """
+    decoded = KeyValueList()
+    try:
+        json_format.ParseDict({"values": key_values or []}, decoded, ignore_unknown_fields=True)
+    except json_format.Error as error:
+        raise ValueError(str(error)) from error
+    return _attributes(decoded.values)
+
+
 def _record(span: Span, resource: dict[str, Any], service: str | None, scope: str | None) -> SpanRecord:
     attributes = _attributes(span.attributes)
     session_id = attributes.get(SESSION_ID)
@@ -209,7 +228,8 @@ class OtlpJsonFileSource:
         warn: called with a one-line message ("FILE:LINE: ...") for each line that is not valid
             OTLP JSON; the line is skipped and the rest is read. Default: a logging warning.
 
-    The whole file is read on the first call and kept in memory. Blank lines are skipped silently.
+    The whole file is read on the first call and kept in memory (a file holds what one collector
+    wrote; every question is answered from memory after that). Blank lines are skipped silently.
 
     Raises:
         SourceUnavailableError: the file does not exist or cannot be read (at construction or on
@@ -265,6 +285,18 @@ class OtlpJsonFileSource:
     def get_session(self, session_id: str) -> Session:
         """See `SessionSource.get_session`."""
         return self._read().get_session(session_id, str(self._path))
+
+    def list_requests(self, filters: RequestFilter | None = None) -> list[RequestSummary]:
+        """See `SessionSource.list_requests`."""
+        return self._read().list_requests(filters)
+
+    def count_requests(self, filters: RequestFilter | None = None) -> int:
+        """See `SessionSource.count_requests`."""
+        return self._read().count_requests(filters)
+
+    def get_trace(self, trace_id: str) -> TraceReplay:
+        """See `SessionSource.get_trace`."""
+        return self._read().get_trace(trace_id, str(self._path))
 
     def close(self) -> None:
         """Drop what was read."""

@@ -30,7 +30,8 @@ def build_span_exporter(config: ShinzoConfig) -> SpanExporter:
     itself (`/v1/traces` appended to `OTEL_EXPORTER_OTLP_ENDPOINT`, TLS settings, ...).
     """
     if config.resolved_endpoint() is None:
-        from shinzo_otel.store import SqliteSpanExporter, default_store_path
+        from shinzo_otel._store_schema import default_store_path
+        from shinzo_otel._store_writer import SqliteSpanExporter
 
         return SqliteSpanExporter(config.store_path or default_store_path())
     headers = config.resolved_headers() or None

@@ -36,6 +36,7 @@ def _summary(
             spans=requests + 1, requests=requests, tool_calls=sum(tools.values()), errors=errors, tools=tools
         ),
         attributes={} if user is None else {"user.name": user},
+        last_activity_ns=start_ns if seconds is None else start_ns + seconds * 10**9,
     )
 
 

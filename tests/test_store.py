@@ -105,7 +105,13 @@ def _server_span(
 
 
 def record_session(
-    tracer: Tracer, session_id: str, start_ns: int = T0, *, complete: bool = True, session_type: str = "mcp"
+    tracer: Tracer,
+    session_id: str,
+    start_ns: int = T0,
+    *,
+    complete: bool = True,
+    session_type: str = "mcp",
+    extra: dict[str, str | int] | None = None,
 ) -> None:
     """Record one MCP session. Times (ms after `start_ns`) and what a replay must show:
 
@@ -114,13 +120,14 @@ def record_session(
     +40 manual event shinzo.tool_call on the session span · +50 tools/call fail, 4 ms, ValueError("boom") ·
     +100 session.end, end reason "client_closed".
     7 spans, 4 requests, 2 tool calls, 1 error. `complete=False` stops after the tools/list request,
-    as if the process died: the session span is never exported (3 spans, 2 requests).
+    as if the process died: the session span is never exported (3 spans, 2 requests). `extra` adds
+    attributes to the session span and start marker (`shinzo.session.origin`, `.idle_timeout`).
     """
 
     def at(ms: int) -> int:
         return start_ns + ms * MS
 
-    attributes = session_attributes(session_id, session_type)
+    attributes = {**session_attributes(session_id, session_type), **(extra or {})}
     session = tracer.start_span(
         SESSION_SPAN_NAME, kind=SpanKind.INTERNAL, attributes=attributes, start_time=at(0)
     )
@@ -189,6 +196,7 @@ def complete_summary(session_id: str, start_ns: int = T0, service: str = SERVICE
         end_reason="client_closed",
         counts={"spans": 7, "requests": 4, "tool_calls": 2, "errors": 1, "tools": {"search": 1, "fail": 1}},
         attributes={**session_attributes(session_id), SESSION_END_REASON: "client_closed"},
+        last_activity_ns=start_ns + 100 * MS,
     )
 
 
@@ -204,6 +212,7 @@ def incomplete_summary(session_id: str, start_ns: int = T0) -> SessionSummary:
         end_reason=None,
         counts={"spans": 3, "requests": 2, "tool_calls": 0, "errors": 0},
         attributes=session_attributes(session_id),
+        last_activity_ns=start_ns + 21 * MS,  # the end of tools/list
     )
 
 
@@ -259,6 +268,7 @@ def admin_summary(session_id: str, start_ns: int) -> SessionSummary:
         end_reason=None,
         counts={"spans": 2},
         attributes=admin_attributes(session_id, "mahavishnu", "les", "mbp"),
+        last_activity_ns=start_ns + 5 * 10**9,
     )
 
 
@@ -470,8 +480,10 @@ def test_end_session_ends_an_incomplete_session(db: Path) -> None:
         ended = store.get_summary("s")
         assert store.end_session("s", reason="again") is False
         assert store.get_summary("s") == ended
+    # The manual end is the session's last known moment (SessionSummary.last_activity_ns).
+    end_ns = T0 + 5 * 10**9
     assert ended == incomplete_summary("s").model_copy(
-        update={"end_ns": T0 + 5 * 10**9, "status": "ended", "end_reason": "stale"}
+        update={"end_ns": end_ns, "status": "ended", "end_reason": "stale", "last_activity_ns": end_ns}
     )
     assert ended.duration_seconds == pytest.approx(5.0)
 
@@ -548,12 +560,25 @@ def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in connection.execute(f"PRAGMA table_info('{table}')")]
 
 
+def assert_same_schema(migrated: Path, fresh: Path) -> None:
+    """Both files have the same schema version, columns (name, type, NOT NULL, default, key) and
+    indexes (their statements: columns, order, partial WHERE)."""
+    with sqlite3.connect(migrated) as left, sqlite3.connect(fresh) as right:
+        for connection in (left, right):
+            assert connection.execute("PRAGMA user_version").fetchone() == (3,)
+        for table in ("spans", "sessions"):
+            info = f"PRAGMA table_info('{table}')"
+            assert left.execute(info).fetchall() == right.execute(info).fetchall()
+        indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+        assert left.execute(indexes).fetchall() == right.execute(indexes).fetchall()
+
+
 def test_schema_version_wal_and_indexes(db: Path) -> None:
     with sqlite_tracer(db) as tracer:
         record_session(tracer, "s")
     connection = sqlite3.connect(db)
     try:
-        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert {("session_id", "start_ns"), ("trace_id", "span_id")} <= set(
             _indexes(connection, "spans").values()
@@ -610,10 +635,50 @@ V1_SESSION_COLUMNS = [
     "source_rank",
 ]
 """The sessions table of schema version 1 (commit 6e3af3a, shinzo_otel/store.py)."""
+V2_SESSION_COLUMNS = [*V1_SESSION_COLUMNS, "component", "user_name", "host_name", "tools"]
+V2_SPAN_COLUMNS = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "session_id",
+    "service_name",
+    "attributes",
+    "events",
+    "links",
+    "resource",
+    "scope",
+]
+"""The tables of schema version 2 (commit 6f020d6, shinzo_otel/store.py); version 1 had the same spans."""
+
+
+def _downgrade_to_v2(db: Path) -> None:
+    """Turn a store into what version 2 wrote: the same rows without the version 3 columns and indexes."""
+    with sqlite3.connect(db) as connection:
+        for index in ("sessions_origin_start", "spans_requests"):
+            connection.execute(f"DROP INDEX {index}")
+        for table, column in (
+            ("sessions", "origin"),
+            ("sessions", "idle_timeout_ns"),
+            ("sessions", "last_activity_ns"),
+            ("spans", "request_failed"),
+            ("spans", "request_target"),
+            ("spans", "request_method"),
+        ):
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        connection.execute("PRAGMA user_version = 2")
+        assert _columns(connection, "sessions") == V2_SESSION_COLUMNS
+        assert _columns(connection, "spans") == V2_SPAN_COLUMNS
 
 
 def _downgrade_to_v1(db: Path) -> None:
-    """Turn a store into what version 1 wrote: same spans table, sessions without the v2 columns."""
+    """Turn a store into what version 1 wrote: sessions without the version 2 and 3 columns."""
+    _downgrade_to_v2(db)
     with sqlite3.connect(db) as connection:
         connection.execute("DROP INDEX sessions_active")
         for column in ("tools", "host_name", "user_name", "component"):
@@ -644,10 +709,7 @@ def test_a_version_1_store_is_migrated_when_read(tmp_path: Path) -> None:
     # The tool counts were rebuilt from the stored spans, the admin columns from the attributes.
     assert migrated[2].counts.tools == {"search": 1, "fail": 1}
     assert [summary.session_id for summary in with_component] == ["shell"]
-    with sqlite3.connect(db) as connection, sqlite3.connect(fresh) as reference:
-        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
-        assert _columns(connection, "sessions") == _columns(reference, "sessions")
-        assert _indexes(connection, "sessions") == _indexes(reference, "sessions")
+    assert_same_schema(db, fresh)
 
 
 def test_a_version_1_store_is_migrated_by_the_exporter(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from opentelemetry.util.types import AttributeValue
 from pydantic import ValidationError
 
 from shinzo_otel import _semconv as sc
+from shinzo_otel._store_schema import default_store_path
 from shinzo_otel.admin.models import (
     SessionEndEvent,
     SessionEndResult,
@@ -38,7 +39,6 @@ from shinzo_otel.admin.models import (
 from shinzo_otel.admin.state import SessionRecord, SessionStateStore
 from shinzo_otel.instrumentation import Observability
 from shinzo_otel.sessions import Session, SessionManager, SessionType
-from shinzo_otel.store import default_store_path
 
 DEFAULT_END_REASON: Final = "session_end"
 """End reason recorded when the end event's metadata has no `exit_reason`."""

@@ -193,6 +193,15 @@ def _datetime(ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
+def datetime_to_ns(moment: datetime) -> int:
+    """`moment` in nanoseconds since the Unix epoch, exact to the microsecond (integer arithmetic, unlike
+    a float timestamp). A naive datetime is UTC, the rule of every filter and CLI option."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * _NS_PER_SECOND + delta.microseconds * 1_000
+
+
 class SessionSummary(BaseModel):
     """One session as a list shows it. Times are nanoseconds since the Unix epoch (`start`, `end`,
     `last_activity` and `duration_seconds` are derived from them); `end_ns` is None while no end is

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shinzo_otel.replay.model import RequestSummary, Session, SessionStatus, SessionSummary, TraceReplay
+from shinzo_otel.replay.model import (
+    RequestSummary,
+    Session,
+    SessionStatus,
+    SessionSummary,
+    TraceReplay,
+    datetime_to_ns,
+)
 
 ProgressCallback = Callable[[int, int], None]
 """Called by a reader during a long read as `(completed, total)` in units the reader picks (bytes of a
@@ -18,7 +25,6 @@ WarningCallback = Callable[[str], None]
 """Called by a reader with a one-line message for each piece of input it skips (a malformed file
 line, a trace a backend would not return) while it goes on reading the rest."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NS_PER_SECOND = 1_000_000_000
 
 
@@ -39,14 +45,6 @@ class TraceNotFoundError(ReplayError, LookupError):
     """No trace with the requested id exists in the source."""
 
 
-def _datetime_to_ns(moment: datetime) -> int:
-    # Integer arithmetic: exact to the microsecond, unlike a float timestamp. Naive means UTC.
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * _NS_PER_SECOND + delta.microseconds * 1_000
-
-
 class _Window(BaseModel):
     """What session and request filters share: a start-time window, a service, a limit."""
 
@@ -60,12 +58,12 @@ class _Window(BaseModel):
     @property
     def after_ns(self) -> int | None:
         """`started_after` in nanoseconds since the Unix epoch, or None."""
-        return None if self.started_after is None else _datetime_to_ns(self.started_after)
+        return None if self.started_after is None else datetime_to_ns(self.started_after)
 
     @property
     def before_ns(self) -> int | None:
         """`started_before` in nanoseconds since the Unix epoch, or None."""
-        return None if self.started_before is None else _datetime_to_ns(self.started_before)
+        return None if self.started_before is None else datetime_to_ns(self.started_before)
 
     def _in_window(self, service: str | None, start_ns: int) -> bool:
         after_ns, before_ns = self.after_ns, self.before_ns

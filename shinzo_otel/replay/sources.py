@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from shinzo_otel._store_reader import SessionStore
 from shinzo_otel.replay.jaeger import JaegerSource
 from shinzo_otel.replay.otlp_json import OtlpJsonFileSource
 from shinzo_otel.replay.source import ProgressCallback, SessionSource, WarningCallback
 from shinzo_otel.replay.tempo import TempoSource
-from shinzo_otel.store import SessionStore
 
 SOURCE_SPEC_HELP: Final = (
     "sqlite:PATH (the embedded store, the default), file:PATH (OTLP JSON lines, the Collector file "

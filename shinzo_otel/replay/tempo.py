@@ -21,7 +21,8 @@ What each question costs (DESIGN.md "Collector side and replay": never fetch eve
 
 - `list_sessions` reads the session spans only: one search for `mcp.session` spans and
   `mcp.session.start` markers, with `select()` of the attributes a list shows, newest first
-  (`most_recent=true`), paged backwards in time past the per-search `limit`. The request counts and
+  (`most_recent=true`), paged backwards in time past the per-search `limit` and stopped as soon as
+  the page to show is known (the default 50 newest: one search). The request counts and
   the last activity of the sessions shown (and, for the `active` / `abandoned` filter, of every
   session without an end) come from one more search per `IDS_PER_QUERY` sessions over their spans,
   selecting only the attributes that are counted. Whole traces are never fetched.
@@ -396,18 +397,21 @@ class TempoSource:
                 return
             end = oldest
 
+    def _trace_spans(self, trace: Mapping[str, Any]) -> list[SpanRecord]:
+        """The spans of one trace of a search answer; warns when Tempo returned fewer than matched."""
+        trace_id = _trace_id(trace)
+        spans = _spans(trace)
+        matched = int((trace.get("spanSet") or {}).get("matched") or len(spans))
+        if matched > len(spans):
+            self._warn(
+                f"Tempo trace {trace_id}: {matched} spans match but {len(spans)} were returned "
+                "(Tempo's max_spans_per_span_set); counts from it are partial"
+            )
+        return [_search_span(trace_id, span) for span in spans]
+
     def _search_spans(self, query: str, window: _Window) -> Iterator[SpanRecord]:
         for trace in self._search(query, window):
-            trace_id = _trace_id(trace)
-            spans = _spans(trace)
-            matched = int((trace.get("spanSet") or {}).get("matched") or len(spans))
-            if matched > len(spans):
-                self._warn(
-                    f"Tempo trace {trace_id}: {matched} spans match but {len(spans)} were returned "
-                    "(Tempo's max_spans_per_span_set); counts from it are partial"
-                )
-            for span in spans:
-                yield _search_span(trace_id, span)
+            yield from self._trace_spans(trace)
 
     # --- sessions -----------------------------------------------------------------------------
 
@@ -445,13 +449,34 @@ class TempoSource:
         window = _Window(filters.after_ns, filters.before_ns, self._lookback_seconds)
         accumulators: dict[str, SessionAccumulator] = {}
         seen: set[tuple[str, str]] = set()
-        for span in self._search_spans(session_spans_query(filters), window):
-            key = (span["trace_id"], span["span_id"])
-            if key not in seen and span["session_id"] is not None:
-                seen.add(key)
-                accumulators.setdefault(span["session_id"], SessionAccumulator(span["session_id"])).add(span)
         now_ns = time.time_ns()
         early = filters.model_copy(update={"has_error": None, "status": None, "limit": None})
+        # Traces come newest first and a session starts with its trace: once `limit` sessions pass
+        # every filter the session spans decide, older pages cannot change the page shown.
+        stop_at = (
+            None
+            if filters.has_error is not None or filters.status in ("active", "abandoned")
+            else filters.limit
+        )
+        passing: set[str] = set()
+        for trace in self._search(session_spans_query(filters), window):
+            touched = set()
+            for span in self._trace_spans(trace):
+                key = (span["trace_id"], span["span_id"])
+                if key not in seen and span["session_id"] is not None:
+                    seen.add(key)
+                    touched.add(span["session_id"])
+                    accumulators.setdefault(span["session_id"], SessionAccumulator(span["session_id"])).add(
+                        span
+                    )
+            for session_id in touched:
+                summary = accumulators[session_id].summary(now_ns)
+                if early.matches(summary, now_ns) and filters.status in (None, summary.status):
+                    passing.add(session_id)
+                else:
+                    passing.discard(session_id)
+            if stop_at is not None and len(passing) >= stop_at:
+                break
         candidates = [a for a in accumulators.values() if early.matches(a.summary(now_ns), now_ns)]
         if filters.has_error is not None:
             failing = self._failing(filters)

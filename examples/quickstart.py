@@ -2,7 +2,8 @@
 
 1. Starts `weather_server.py` (an `MCPServer` instrumented with `instrument_server`) as a stdio
    subprocess; with no OTLP endpoint set, its spans go to the embedded store.
-2. Drives it with a real `mcp` client: several tool calls, one of which fails.
+2. Drives it with a real `mcp` client in its default mode (the 2026-07-28 protocol era: the stdio
+   stream is the session): several tool calls, one of which fails.
 3. Closes the session (the server ends the session span on stdin EOF and flushes on shutdown).
 4. Reads the session back from the store and prints it in time order.
 
@@ -30,7 +31,7 @@ SERVICE = "quickstart-weather"
 
 async def drive_session() -> None:
     params = StdioServerParameters(command=sys.executable, args=[str(SERVER)], env=dict(os.environ))
-    async with Client(params, mode="legacy") as client:
+    async with Client(params) as client:
         tools = await client.list_tools()
         print(f"connected; tools: {', '.join(tool.name for tool in tools.tools)}")
         for city, days in (("Paris", 1), ("Oslo", 3), ("Lima", 2)):

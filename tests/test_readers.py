@@ -40,22 +40,27 @@ import pytest
 from google.protobuf import json_format
 from mcp import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from shinzo_otel import instrument_server
 from shinzo_otel.replay import (
+    RequestFilter,
+    RequestSummary,
     Session,
     SessionFilter,
     SessionNotFoundError,
     SourceUnavailableError,
     SpanRecord,
+    TraceNotFoundError,
+    TraceReplay,
     build_session,
 )
 from shinzo_otel.replay.jaeger import JaegerSource, v1_trace_records
 from shinzo_otel.replay.otlp_json import OtlpJsonFileSource, parse_traces
-from shinzo_otel.replay.tempo import TempoSource, traceql
+from shinzo_otel.replay.tempo import TempoSource, session_spans_query
 from shinzo_otel.store import SessionStore, SqliteSpanExporter
 from tests.mcp_servers import make_mcpserver
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -85,10 +90,19 @@ class Exported:
         with SessionStore(self.store) as store:
             return store.list_sessions(SessionFilter(limit=None))
 
+    def requests_outside(self) -> list[RequestSummary]:
+        with SessionStore(self.store) as store:
+            return store.list_requests(RequestFilter(limit=None))
+
+    def trace(self, trace_id: str) -> TraceReplay:
+        with SessionStore(self.store) as store:
+            return store.get_trace(trace_id)
+
 
 async def two_sessions(provider: TracerProvider, endpoint: str) -> None:
     """Serve two client sessions on a real `MCPServer` exporting over OTLP/HTTP to `endpoint`: the first
-    calls echo, fail (an error) and nested, the second echo."""
+    calls echo, fail (an error) and nested, the second echo. Then a client in its default mode (the
+    2026-07-28 era, in process: no session at all) calls echo: requests outside any session."""
     server = make_mcpserver(provider)
     observability = instrument_server(
         server,
@@ -101,6 +115,8 @@ async def two_sessions(provider: TracerProvider, endpoint: str) -> None:
         await client.call_tool("nested", {"text": "x"})
     async with Client(server, mode="legacy") as client:
         await client.call_tool("echo", {"text": "again"})
+    async with Client(server) as client:
+        await client.call_tool("echo", {"text": "alone"})
     await observability.shutdown()
 
 
@@ -134,6 +150,9 @@ def test_the_reference_store_holds_both_sessions(exported: Exported) -> None:
     )
     assert (second.counts.tool_calls, second.counts.errors, second.counts.tools) == (1, 0, {"echo": 1})
     assert {first.status, second.status, first.service} == {"ended", SERVICE}
+    outside = exported.requests_outside()
+    assert [(r.method, r.target) for r in outside if r.method == "tools/call"] == [("tools/call", "echo")]
+    assert all(r.service == SERVICE for r in outside)
 
 
 # --- OTLP JSON files -------------------------------------------------------------------------------
@@ -174,8 +193,22 @@ def test_file_reader_replays_what_the_store_recorded(exported: Exported, tmp_pat
             assert source.get_session(session_id) == exported.replay(session_id)
         with pytest.raises(SessionNotFoundError, match="no session 'nope'"):
             source.get_session("nope")
+        assert_requests_outside(source, exported)
     finally:
         source.close()
+
+
+def assert_requests_outside(source: Any, exported: Exported) -> None:
+    """`source` lists, counts, filters and replays the requests outside any session as the store."""
+    expected = exported.requests_outside()
+    assert source.list_requests(RequestFilter(limit=None)) == expected
+    assert source.count_requests(RequestFilter(limit=None)) == len(expected)
+    assert source.list_requests(RequestFilter(tool="echo")) == [r for r in expected if r.target == "echo"]
+    assert source.list_requests(RequestFilter(has_error=True)) == []
+    [call] = [r for r in expected if r.method == "tools/call"]
+    assert source.get_trace(call.trace_id) == exported.trace(call.trace_id)
+    with pytest.raises(TraceNotFoundError):
+        source.get_trace("0123456789abcdef0123456789abcdef")
 
 
 def test_file_reader_takes_proto3_json_with_base64_ids(exported: Exported, tmp_path: Path) -> None:
@@ -304,51 +337,90 @@ def _attribute(span: Any, key: str) -> str | None:
 _TRACEQL_SESSION = re.compile(r'span\.session\.id = "((?:[^"\\]|\\.)*)"')
 
 
-def tempo_route(traces: dict[str, ExportTraceServiceRequest], *, v2: bool = True) -> Route:
-    """Tempo's HTTP API as documented (grafana/tempo `docs/sources/tempo/api_docs/_index.md`):
+def _search_span(resource: dict[str, Any], span: Any) -> dict[str, Any]:
+    """A span as Tempo's search renders it with `select()` (tests/fixtures/tempo/README.md "Shapes
+    worth knowing"): attributes unscoped, the resource's service among them, `kind` and `status` as
+    lowercase strings, `name`, `durationNanos` left out when 0. This stub returns every attribute, a
+    superset of what a `select()` returns."""
+    attributes = [json_format.MessageToDict(kv) for kv in span.attributes]
+    attributes.append({"key": "service.name", "value": {"stringValue": resource[SERVICE_NAME]}})
+    kind = Span.SpanKind.Name(span.kind).removeprefix("SPAN_KIND_").lower()
+    status = Status.StatusCode.Name(span.status.code).removeprefix("STATUS_CODE_").lower()
+    attributes += [
+        {"key": "kind", "value": {"stringValue": kind}},
+        {"key": "status", "value": {"stringValue": status}},
+    ]
+    rendered = {
+        "spanID": span.span_id.hex(),
+        "name": span.name,
+        "startTimeUnixNano": str(span.start_time_unix_nano),
+        "attributes": attributes,
+    }
+    if span.end_time_unix_nano > span.start_time_unix_nano:
+        rendered["durationNanos"] = str(span.end_time_unix_nano - span.start_time_unix_nano)
+    return rendered
 
-    - `GET /api/search?q=&limit=&start=&end=` -> `{"traces": [{"traceID", "rootServiceName",
-      "rootTraceName", "startTimeUnixNano", "durationMs"}], "metrics": {...}}` (the doc's TraceQL example);
+
+def _tempo_matches(query: str, span: Any) -> bool:
+    """The four kinds of TraceQL search the reader sends, evaluated on one span."""
+    session_id = _attribute(span, "session.id")
+    if '(name = "mcp.session" || name = "mcp.session.start")' in query:
+        return session_id is not None and span.name in ("mcp.session", "mcp.session.start")
+    if "span.session.id = nil" in query:
+        return (
+            session_id is None
+            and span.kind == Span.SPAN_KIND_SERVER
+            and _attribute(span, "mcp.method.name") is not None
+        )
+    wanted = {json.loads(f'"{value}"') for value in _TRACEQL_SESSION.findall(query)}
+    return session_id in wanted
+
+
+def tempo_route(traces: dict[str, ExportTraceServiceRequest], *, v2: bool = True) -> Route:
+    """Tempo's HTTP API as documented (grafana/tempo `docs/sources/tempo/api_docs/_index.md`) and as
+    recorded from Tempo 2.10.8 (tests/fixtures/tempo):
+
+    - `GET /api/search?q=&limit=&spss=&start=&end=` -> `{"traces": [{"traceID" (leading zeros
+      stripped), "startTimeUnixNano", "spanSet": {"spans": [...], "matched"}, "spanSets": [...]}]}`;
     - `GET /api/v2/traces/<id>` -> `{"trace": {"resourceSpans": [...]}}` ("Query V2"), 404 on a Tempo
       older than v2.7 (`v2=False`);
     - `GET /api/traces/<id>` -> `{"batches": [...]}` ("Query": OTLP JSON with `resourceSpans` called
       `batches`).
 
     Trace bodies carry base64 ids: Tempo marshals the OTLP protobuf with jsonpb (grafana/tempo#5437).
-    Of TraceQL this stub understands the two filters the reader sends, `span.session.id = "..."` and
-    `span.session.id != nil`, and ignores the rest (the reader filters again after reading).
+    Of TraceQL this stub understands the searches the reader sends (`_tempo_matches`); the time window
+    is ignored (every exported span is recent).
     """
 
     def route(path: str, query: dict[str, str]) -> tuple[int, Any]:
         if path == "/api/search":
-            match = _TRACEQL_SESSION.search(query.get("q", ""))
-            wanted = None if match is None else json.loads(f'"{match.group(1)}"')
-            found = [
-                trace_id
-                for trace_id, trace in traces.items()
-                if any(
-                    (value := _attribute(span, "session.id")) is not None and wanted in (None, value)
-                    for _, span in _spans_of(trace)
-                )
-            ]
+            found = []
+            for trace_id, trace in traces.items():
+                spans = [
+                    _search_span(r, span) for r, span in _spans_of(trace) if _tempo_matches(query["q"], span)
+                ]
+                if spans:
+                    start = min(int(span["startTimeUnixNano"]) for span in spans)
+                    spanset = {"spans": spans, "matched": len(spans)}
+                    found.append(
+                        {
+                            "traceID": trace_id.lstrip("0"),
+                            "rootServiceName": SERVICE,
+                            "startTimeUnixNano": str(start),
+                            "spanSet": spanset,
+                            "spanSets": [spanset],
+                        }
+                    )
+            found.sort(key=lambda trace: -int(trace["startTimeUnixNano"]))
             return 200, {
-                "traces": [
-                    {
-                        "traceID": trace_id,
-                        "rootServiceName": SERVICE,
-                        "rootTraceName": "mcp.session",
-                        "startTimeUnixNano": "1",
-                        "durationMs": 1,
-                    }
-                    for trace_id in found[: int(query.get("limit", "20"))]
-                ],
+                "traces": found[: int(query.get("limit", "20"))],
                 "metrics": {"inspectedTraces": len(traces)},
             }
         for prefix, version in (("/api/v2/traces/", 2), ("/api/traces/", 1)):
             if path.startswith(prefix) and (version == 1 or v2):
                 trace = traces.get(path[len(prefix) :])
                 if trace is None:
-                    return 404, {"error": "trace not found"}
+                    return (200, {"trace": {}}) if version == 2 else (404, {})
                 body = json_format.MessageToDict(trace)  # base64 ids, as Tempo sends them
                 return 200, {"trace": body} if version == 2 else {"batches": body["resourceSpans"]}
         return 404, {"error": "not found"}
@@ -359,18 +431,24 @@ def tempo_route(traces: dict[str, ExportTraceServiceRequest], *, v2: bool = True
 @pytest.mark.parametrize("v2", [True, False], ids=["v2", "v1-only"])
 def test_tempo_reader_replays_what_the_store_recorded(exported: Exported, v2: bool) -> None:
     with BackendStub(tempo_route(_traces(exported.requests), v2=v2)) as tempo:
-        source = TempoSource(tempo.url)
+        source = TempoSource(tempo.url, metrics_max_seconds=None)
         try:
             assert source.list_sessions(SessionFilter(limit=None)) == exported.summaries()
+            listed_at = len(tempo.requests)
             for session_id in exported.session_ids:
                 assert source.get_session(session_id) == exported.replay(session_id)
             with pytest.raises(SessionNotFoundError, match=f"no session 'nope' in Tempo at {tempo.url}"):
                 source.get_session("nope")
+            assert source.list_requests(RequestFilter(limit=None)) == exported.requests_outside()
+            [call] = [r for r in exported.requests_outside() if r.method == "tools/call"]
+            assert source.get_trace(call.trace_id) == exported.trace(call.trace_id)
         finally:
             source.close()
+    # The list read session spans and their sessions' spans: searches only, no trace fetched.
+    assert {path for path, _ in tempo.requests[:listed_at]} == {"/api/search"}
     searches = [query for path, query in tempo.requests if path == "/api/search"]
-    assert searches[0]["q"] == "{ span.session.id != nil }"
-    assert searches[1]["q"] == f'{{ span.session.id = "{exported.session_ids[0]}" }}'
+    assert searches[0]["q"] == session_spans_query(None) + " with (most_recent=true)"
+    assert searches[2]["q"] == f'{{ span.session.id = "{exported.session_ids[0]}" }} with (most_recent=true)'
     assert all(int(query["end"]) > int(query["start"]) for query in searches)
     if not v2:
         # Once the v1 route answered, the reader stops asking v2.
@@ -379,11 +457,16 @@ def test_tempo_reader_replays_what_the_store_recorded(exported: Exported, v2: bo
 
 
 def test_tempo_search_narrows_by_attribute_filters() -> None:
-    query = traceql(SessionFilter(session_type="admin_shell", service="svc", component='a"b', user="les"))
-    assert query == (
-        '{ span.session.id != nil && span.shinzo.session.type = "admin_shell"'
-        ' && resource.service.name = "svc" && span.shinzo.admin.component = "a\\"b"'
-        ' && span.user.name = "les" }'
+    query = session_spans_query(
+        SessionFilter(
+            session_type="admin_shell", service="svc", component='a"b', user="les", origin="admin_shell"
+        )
+    )
+    assert query.startswith(
+        '{ (name = "mcp.session" || name = "mcp.session.start") && span.session.id != nil'
+        ' && span.shinzo.session.type = "admin_shell" && span.shinzo.session.origin = "admin_shell"'
+        ' && span.shinzo.admin.component = "a\\"b" && span.user.name = "les"'
+        ' && resource.service.name = "svc" } | select(span.session.id, '
     )
 
 
@@ -407,7 +490,9 @@ def test_http_failures_are_one_line_errors(exported: Exported) -> None:
 def test_tempo_traces_it_cannot_read_are_skipped_with_a_warning(exported: Exported) -> None:
     traces = _traces(exported.requests)
     good = tempo_route(traces)
-    broken, missing = sorted(traces)[:2]
+    first, second = exported.session_ids
+    broken = next(s.trace_id for s in exported.spans if s.attributes.get("session.id") == first)
+    missing = next(s.trace_id for s in exported.spans if s.attributes.get("session.id") == second)
 
     def route(path: str, query: dict[str, str]) -> tuple[int, Any]:
         if path.endswith(broken):
@@ -418,18 +503,15 @@ def test_tempo_traces_it_cannot_read_are_skipped_with_a_warning(exported: Export
 
     warnings: list[str] = []
     with BackendStub(route) as tempo:
-        summaries = TempoSource(tempo.url, warn=warnings.append).list_sessions(SessionFilter(limit=None))
-    assert sorted(warnings) == sorted(
-        [
-            f"Tempo trace {broken}: skipped, not OTLP JSON (Failed to parse resourceSpans field: "
-            "repeated field resourceSpans must be in [] which is not a list at ExportTraceServiceRequest.)",
-            f"Tempo trace {missing}: found by the search but not returned; skipped",
-        ]
-    )
-    readable = set(traces) - {broken, missing}
-    assert {summary.session_id for summary in summaries} == {
-        span.attributes["session.id"] for span in exported.spans if span.trace_id in readable
-    }
+        source = TempoSource(tempo.url, warn=warnings.append)
+        for session_id in exported.session_ids:
+            with pytest.raises(SessionNotFoundError):
+                source.get_session(session_id)
+    assert warnings == [
+        f"Tempo trace {broken}: skipped, not OTLP JSON (Failed to parse resourceSpans field: "
+        "repeated field resourceSpans must be in [] which is not a list at ExportTraceServiceRequest.)",
+        f"Tempo trace {missing}: found by the search but not returned; skipped",
+    ]
 
 
 # --- Jaeger ----------------------------------------------------------------------------------------
@@ -463,6 +545,13 @@ def jaeger_v3_route(traces: dict[str, ExportTraceServiceRequest]) -> Route:
     def route(path: str, query: dict[str, str]) -> tuple[int, Any]:
         if path == "/api/v3/services":
             return 200, {"services": services}
+        if path.startswith("/api/v3/traces/"):
+            # GetTrace: the same envelope, 404 for an unknown id (http_gateway.go).
+            trace = traces.get(path.rsplit("/", 1)[1])
+            if trace is None:
+                return 404, {"error": {"httpCode": 404, "message": "trace not found"}}
+            body = json_format.MessageToDict(trace, use_integers_for_enums=True)
+            return 200, {"result": _ids_to_hex(body)}
         if path != "/api/v3/traces":
             return 404, {"error": {"httpCode": 404, "message": "not found"}}
         if not query.get("query.start_time_min") or not query.get("query.start_time_max"):
@@ -619,6 +708,7 @@ def test_jaeger_v3_reader_replays_what_the_store_recorded(exported: Exported) ->
                 assert source.get_session(session_id) == exported.replay(session_id)
             with pytest.raises(SessionNotFoundError, match="no session 'nope' in Jaeger at"):
                 source.get_session("nope")
+            assert_requests_outside(source, exported)
         finally:
             source.close()
     searches = [query for path, query in jaeger.requests if path == "/api/v3/traces"]

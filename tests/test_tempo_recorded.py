@@ -33,6 +33,7 @@ from shinzo_otel.replay import (
     build_session,
     build_trace,
 )
+from shinzo_otel.replay.analytics import run_analytics
 from shinzo_otel.replay.otlp_json import parse_traces, span_records
 from shinzo_otel.replay.tempo import TempoSource
 
@@ -612,3 +613,12 @@ def test_analytics_filters_metrics_cannot_express_read_the_sessions() -> None:
     assert all(path == "/api/search" for path, _ in tempo.requests)
     # README: 5 of the 8 sessions called no failing tool.
     assert report.sessions == 5 and report.rows == ({"period": "all", "sessions": 5},)
+
+
+def test_run_analytics_lets_a_source_with_metrics_answer() -> None:
+    with Tempo(analytics_route) as tempo:
+        report = run_analytics(TempoSource(tempo.url), SessionFilter(**window_filter(limit=1)), "count")
+    assert [path for path, _ in tempo.requests] == ["/api/metrics/query_range"]
+    assert report.rows == ({"period": "all", "sessions": 8},)  # the filter's limit does not apply
+    with pytest.raises(ValueError, match="--period does not apply to top_tools"):
+        run_analytics(TempoSource("http://127.0.0.1:9"), SessionFilter(), "top_tools", "daily")

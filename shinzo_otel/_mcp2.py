@@ -50,8 +50,10 @@ _LEGACY_INTERNAL_ERROR = 0
 """The wire code of an unmapped handler exception on a handshake-era connection (mcp 2.x's
 `JSONRPCDispatcher` keeps 1.x's `code=0`); the 2026-07-28 era answers INTERNAL_ERROR."""
 
-_streams: weakref.WeakKeyDictionary[NotifyOnlyOutbound, dict[str, Any]] = weakref.WeakKeyDictionary()
-"""Per-stream state of 2026-07-28 duplex streams, keyed by the stream's shared channel."""
+_streams: weakref.WeakKeyDictionary[NotifyOnlyOutbound, Carrier] = weakref.WeakKeyDictionary()
+"""The carriers of 2026-07-28 duplex streams, keyed by the stream's shared channel."""
+_CARRIER_KEY = "shinzo_otel.carrier"
+"""Key of a handshake-era connection's `Carrier` in `Connection.state` (built once per connection)."""
 
 
 def server_middleware(server: Any) -> list[Any]:
@@ -142,27 +144,40 @@ async def _run_at_cancel(callback: Callable[[], None]) -> None:
 def _stream_carrier(outbound: NotifyOnlyOutbound) -> Carrier:
     """The carrier of a 2026-07-28 duplex stream: every request of the stream gets its own
     `Connection`, all sharing the stream's `NotifyOnlyOutbound` channel."""
-    state = _streams.get(outbound)
-    if state is None:
-        state = _streams[outbound] = {}
+    carrier = _streams.get(outbound)
+    if carrier is not None:
+        return carrier
+    # A weak reference: the carrier is the value of a weak-keyed map and must not keep its key alive.
+    stream = weakref.ref(outbound)
 
     def on_close(callback: Callable[[], None]) -> None:
-        task_group = getattr(getattr(outbound, "_outbound", None), "_tg", None)
+        channel = stream()
+        if channel is None:
+            callback()
+            return
+        task_group = getattr(getattr(channel, "_outbound", None), "_tg", None)
         start_soon = getattr(task_group, "start_soon", None)
         if callable(start_soon):
             # The dispatcher cancels its task group at the stream's EOF: the watcher's finally runs.
             start_soon(_run_at_cancel, callback)
         else:
-            weakref.finalize(outbound, callback)
+            weakref.finalize(channel, callback)
 
-    return Carrier(SessionOrigin.STREAM, state, on_close)
+    carrier = _streams[outbound] = Carrier(SessionOrigin.STREAM, {}, on_close)
+    return carrier
 
 
 def _connection_carrier(connection: Connection) -> Carrier:
-    def on_close(callback: Callable[[], None]) -> None:
-        connection.exit_stack.callback(callback)
+    carrier = connection.state.get(_CARRIER_KEY)
+    if isinstance(carrier, Carrier):
+        return carrier
+    exit_stack = connection.exit_stack
 
-    return Carrier(SessionOrigin.CONNECTION, connection.state, on_close)
+    def on_close(callback: Callable[[], None]) -> None:
+        exit_stack.callback(callback)
+
+    carrier = connection.state[_CARRIER_KEY] = Carrier(SessionOrigin.CONNECTION, connection.state, on_close)
+    return carrier
 
 
 def _sse_session_id(request: Any) -> str | None:

@@ -195,6 +195,15 @@ class _FakeTempo:
             return 200, self._search(query)
         if path == "/api/metrics/query_range":
             return 200, self._metrics(query)
+        if path == "/api/metrics/query":
+            whole = {**query, "step": f"{int(query['end']) - int(query['start'])}s"}
+            series = self._metrics(whole)["series"]
+            return 200, {
+                "series": [
+                    {"labels": entry["labels"], "value": sum(s.get("value", 0) for s in entry["samples"])}
+                    for entry in series
+                ]
+            }
         return 404, {}
 
     def _search(self, query: dict[str, str]) -> dict[str, Any]:
@@ -242,6 +251,8 @@ class _FakeTempo:
             spans = [s for t in self.traces for s in t.spans if s.name == "mcp.session.start"]
         elif q.startswith('{ name = "mcp.session"'):
             spans = [s for t in self.traces for s in t.spans if s.name == "mcp.session"]
+        elif "span.session.id = nil" in q:
+            spans = []  # every request of this dataset belongs to a session
         elif "gen_ai.tool.name != nil" in q:
             spans = [s for t in self.traces for s in t.spans if "gen_ai.tool.name" in s.attributes]
         elif "status = error" in q:

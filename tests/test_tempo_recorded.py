@@ -482,14 +482,15 @@ def test_requests_outside_any_session_are_listed_and_counted() -> None:
     def route(path: str, query: dict[str, str]) -> Answer:
         if path == "/api/search":
             return stateless_answer()
-        if path == "/api/metrics/query_range":
-            # The recorded `by (span.session.id)` answer (38) puts the 3 stateless calls in its "nil"
-            # series, counted at ...280000: the same count this query asks for.
+        if path == "/api/metrics/query":
+            # Hand-built in the recorded instant shape (34): the 3 stateless calls are the "nil" series
+            # of the recorded count of tools/call spans by session id (38).
             nil = next(
                 s for s in recorded("38-metrics-range-count-by-session.json")["series"] if "nil" in str(s)
             )
-            values = {int(s["timestampMs"]) // 1000: int(s.get("value", 0)) for s in nil["samples"]}
-            return metrics_answer([([("__name__", "count_over_time")], values)])
+            count = sum(sample.get("value", 0) for sample in nil["samples"])
+            labels = [{"key": "__name__", "value": {"stringValue": "count_over_time"}}]
+            return json_answer({"series": [{"labels": labels, "value": count}], "metrics": {}})
         return 404, b"", ""
 
     with Tempo(route) as tempo:
@@ -520,10 +521,12 @@ def test_requests_outside_any_session_are_listed_and_counted() -> None:
         "{ kind = server && span.mcp.method.name != nil && span.session.id = nil && span.mcp.method.name = "
         '"tools/call" && span.gen_ai.tool.name = "search" && status != error && span.error.type = nil }'
     )
-    [(_, metrics)] = [(p, q) for p, q in tempo.requests if p == "/api/metrics/query_range"]
-    assert metrics["q"] == (
-        "{ kind = server && span.mcp.method.name != nil && span.session.id = nil } | count_over_time()"
-    )
+    [(_, metrics)] = [(p, q) for p, q in tempo.requests if p == "/api/metrics/query"]
+    assert metrics == {
+        "q": "{ kind = server && span.mcp.method.name != nil && span.session.id = nil } | count_over_time()",
+        "start": str(WINDOW["start"]),
+        "end": str(WINDOW["end"]),
+    }
     assert [r.target for r in tools] == ["search", "search"]
 
 

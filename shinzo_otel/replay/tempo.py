@@ -30,8 +30,9 @@ What each question costs (DESIGN.md "Collector side and replay": never fetch eve
   the trace: a client that propagates its context spreads a session over many traces) and fetches
   those whole: the only call that does.
 - `list_requests` / `count_requests` search for SERVER spans with `mcp.method.name` and no
-  `session.id`; `count_requests` asks TraceQL metrics (`count_over_time`), or sums the searches'
-  `matched` counts on a Tempo without them.
+  `session.id`; `count_requests` asks an instant TraceQL metrics query (`count_over_time`, one per
+  `metrics_max_seconds` of the window), or sums the searches' `matched` counts on a Tempo without
+  TraceQL metrics.
 - `analytics` asks TraceQL metrics (`/api/metrics/query_range`): a fixed number of queries per
   `metrics_max_seconds` of the window, whatever the number of sessions.
 
@@ -563,7 +564,7 @@ class TempoSource:
         window = _Window(filters.after_ns, filters.before_ns, self._lookback_seconds)
         conditions = _spanset(request_conditions(filters))
         try:
-            return round(sum(self._instant(f"{conditions} | count_over_time()", window).values()))
+            return round(self._instant(f"{conditions} | count_over_time()", window))
         except BackendAnswerError as error:
             self._warn(f"Tempo has no TraceQL metrics here ({error}); counting with searches instead")
         return sum(
@@ -618,13 +619,22 @@ class TempoSource:
                         values[stamp - step] = values.get(stamp - step, 0.0) + float(value)
         return list(series.values())
 
-    def _instant(self, query: str, window: _Window) -> dict[tuple[tuple[str, str], ...], float]:
-        """Totals over `window` by series labels (a range query whose step is the whole chunk)."""
-        totals: dict[tuple[tuple[str, str], ...], float] = defaultdict(float)
-        step = self._metrics_max_seconds or (window.end - window.start)
-        for labels, values in self._range(query, window, step):
-            totals[tuple(sorted((k, str(v)) for k, v in labels.items()))] += sum(values.values())
-        return totals
+    def _instant(self, query: str, window: _Window) -> float:
+        """The sum of every series of an instant query (`/api/metrics/query`, one value per series)
+        over `window`, asked in chunks of `metrics_max_seconds` with the window's own edges."""
+        size = self._metrics_max_seconds or (window.end - window.start)
+        total = 0.0
+        for chunk_start in range(window.start, window.end, size):
+            params: dict[str, str | int] = {
+                "q": query,
+                "start": chunk_start,
+                "end": min(chunk_start + size, window.end),
+            }
+            answer = self._api.get("/api/metrics/query", params)
+            if answer is None:
+                raise BackendAnswerError(f"Tempo at {self._api.url} has no /api/metrics/query", 404)
+            total += sum(float(entry.get("value") or 0) for entry in answer.get("series") or [])
+        return total
 
     def analytics(
         self,

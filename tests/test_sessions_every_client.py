@@ -11,12 +11,16 @@ the spans arrive at the loopback OTLP receiver. What a user sees (DESIGN.md "Ses
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -41,6 +45,8 @@ from tests.mcp_servers import (
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.anyio
+
+TESTS = Path(__file__).resolve().parent
 
 
 def _instrument(server: Any, receiver: OtlpReceiver, provider: TracerProvider, **config: Any) -> Any:
@@ -379,3 +385,83 @@ async def test_stream_session_ends_when_the_stream_ends_not_at_shutdown(
     }
     await observability.shutdown()
     await anyio.lowlevel.checkpoint()
+
+
+# --- what the CLI shows: abandoned sessions, requests outside any session -------------------------
+
+SHINZO = Path(sys.executable).with_name("shinzo-otel")
+
+
+def _cli(*args: str, store: Path) -> str:
+    done = subprocess.run(
+        [str(SHINZO), *args, "--store", str(store)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def _until(condition: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll `condition` (off the event loop) until it returns something truthy."""
+    with anyio.fail_after(timeout):
+        while not (value := await anyio.to_thread.run_sync(condition)):
+            await anyio.sleep(0.1)
+    return value
+
+
+async def test_killed_server_leaves_an_abandoned_session(tmp_path: Path):
+    """SIGKILL: the session span never ends, yet its start marker and the tool calls that ended just
+    before are in the store; once silent past its idle timeout the CLI shows it as abandoned."""
+    store, pid_file = tmp_path / "sessions.db", tmp_path / "server.pid"
+    env = {**os.environ, "SHINZO_STORE_PATH": str(store), "KILLABLE_PID_FILE": str(pid_file)}
+    for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        env.pop(variable, None)
+    params = StdioServerParameters(command=sys.executable, args=[str(TESTS / "killable_server.py")], env=env)
+
+    def listed() -> list[dict[str, Any]]:
+        if not store.exists():
+            return []
+        return json.loads(_cli("sessions", "list", "--format", "json", store=store))
+
+    async with Client(params) as client:
+        for text in ("one", "two", "three"):
+            await client.call_tool("echo", {"text": text})
+        # The calls reach the store within moments of ending (no kill before they are there).
+        await _until(lambda: [s for s in listed() if s["counts"]["tool_calls"] == 3])
+        os.kill(int(pid_file.read_text(encoding="utf-8")), signal.SIGKILL)
+    (session,) = await _until(lambda: [s for s in listed() if s["status"] == "abandoned"])
+    assert session["end"] is None and session["origin"] == "stream"
+    assert session["last_activity"] >= session["start"]
+    table = _cli("sessions", "list", store=store)
+    assert "abandoned" in table
+    assert "echo" in _cli("replay", session["session_id"], store=store)
+
+
+async def test_requests_outside_any_session_are_listed_and_replayed(
+    tracer_provider: TracerProvider, tmp_path: Path
+):
+    store = tmp_path / "sessions.db"
+    server = make_mcpserver(tracer_provider)
+    observability = instrument_server(
+        server, {"server_name": "stateless", "store_path": str(store)}, tracer_provider=tracer_provider
+    )
+    async with (
+        serve_http(server.streamable_http_app(stateless_http=True)) as url,
+        Client(f"{url}/mcp") as client,
+    ):
+        await client.call_tool("echo", {"text": "alone"})
+        await client.call_tool("fail", {"reason": "boom"})
+    await observability.shutdown()
+    sessions = json.loads(_cli("sessions", "list", "--format", "json", store=store))
+    assert sessions == []
+    footer = subprocess.run(
+        [str(SHINZO), "sessions", "list", "--store", str(store)], capture_output=True, text=True, timeout=60
+    )
+    requests = json.loads(_cli("requests", "list", "--format", "json", store=store))
+    assert f"{len(requests)} requests outside any session" in footer.stdout + footer.stderr
+    calls = {request["target"]: request for request in requests if request["method"] == "tools/call"}
+    assert set(calls) == {"echo", "fail"}
+    assert calls["fail"]["error_type"] == "tool_error"
+    failed = json.loads(_cli("requests", "list", "--has-error", "--format", "json", store=store))
+    assert [request["target"] for request in failed] == ["fail"]
+    replay = _cli("requests", "show", calls["echo"]["trace_id"], store=store)
+    assert "tools/call echo" in replay

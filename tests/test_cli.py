@@ -20,8 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import typer.main
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from pydantic import TypeAdapter
+from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
 from shinzo_otel.cli import Metric, Period, app
@@ -42,6 +44,7 @@ from tests.test_store import (
 )
 
 SCRIPT = Path(sys.executable).with_name("shinzo-otel")
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 SUMMARIES: TypeAdapter[list[SessionSummary]] = TypeAdapter(list[SessionSummary])
 SESSIONS: TypeAdapter[list[Session]] = TypeAdapter(list[Session])
 EXPECTED = [
@@ -150,6 +153,7 @@ def runs(db: Path, files: Path) -> dict[str, subprocess.CompletedProcess[str]]:
             f"file:{files / 'sessions.jsonl'}",
         ],
         "unknown-replay": ["replay", "no-such-session", "--store", db],
+        "version": ["--version"],
         "unreachable": ["sessions", "list", "--source", f"jaeger:http://127.0.0.1:{_closed_port()}"],
     }
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -183,9 +187,15 @@ def summaries_from_csv(text: str) -> list[SessionSummary]:
                 tools=json.loads(row["tools"]),
             ),
             attributes=json.loads(row["attributes"]),
+            last_activity_ns=int(row["last_activity_ns"]),
         )
         # The derived columns agree with what they are derived from.
         assert row["start"] == summary.start.isoformat().replace("+00:00", "Z")
+        assert row["last_activity"] == summary.last_activity.isoformat().replace("+00:00", "Z")
+        assert (row["origin"] or None, row["conversation_id"] or None) == (
+            summary.origin,
+            summary.conversation_id,
+        )
         assert row["duration_seconds"] == (
             "" if summary.duration_seconds is None else str(summary.duration_seconds)
         )
@@ -202,13 +212,16 @@ def summaries_from_csv(text: str) -> list[SessionSummary]:
 
 
 def test_sessions_list_table_shows_admin_columns(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    # crashed has no end: the Last activity column appears (its tools/list ended at +21 ms).
     assert table_cells(ok(runs["list"])) == [
-        ["Session ID", "Type", "Component", "User", "Host", "Service", "Started (UTC)", "Duration", "Status",
-         "Requests", "Errors"],
-        ["shell", "admin_shell", "mahavishnu", "les", "mbp", "test-server", "2023-11-14 22:13:22", "5.0 s",
-         "ended", "0", "0"],
-        ["crashed", "mcp", "—", "—", "—", "test-server", "2023-11-14 22:13:21", "—", "active", "2", "0"],
-        ["complete", "mcp", "—", "—", "—", "test-server", "2023-11-14 22:13:20", "100 ms", "ended", "4", "1"],
+        ["Session ID", "Type", "Origin", "Component", "User", "Host", "Service", "Started (UTC)", "Duration",
+         "Last activity (UTC)", "Status", "Requests", "Errors"],
+        ["shell", "admin_shell", "—", "mahavishnu", "les", "mbp", "test-server", "2023-11-14 22:13:22",
+         "5.0 s", "2023-11-14 22:13:27", "ended", "0", "0"],
+        ["crashed", "mcp", "—", "—", "—", "—", "test-server", "2023-11-14 22:13:21", "—",
+         "2023-11-14 22:13:21", "active", "2", "0"],
+        ["complete", "mcp", "—", "—", "—", "—", "test-server", "2023-11-14 22:13:20", "100 ms",
+         "2023-11-14 22:13:20", "ended", "4", "1"],
     ]  # fmt: skip
 
 
@@ -217,14 +230,21 @@ def test_sessions_list_table_without_admin_sessions(db: Path) -> None:
     assert cells[0] == [
         "Session ID",
         "Type",
+        "Origin",
         "Service",
         "Started (UTC)",
         "Duration",
+        "Last activity (UTC)",
         "Status",
         "Requests",
         "Errors",
     ]
     assert [row[0] for row in cells[1:]] == ["crashed", "complete"]
+    # Without a session lacking an end, no Last activity column.
+    ended = table_cells(ok(run("sessions", "list", "--type", "mcp", "--status", "ended", "--store", db)))
+    assert ended[0] == [
+        "Session ID", "Type", "Origin", "Service", "Started (UTC)", "Duration", "Status", "Requests", "Errors"
+    ]  # fmt: skip
 
 
 def test_sessions_list_json_and_csv_parse_back_to_the_sessions(
@@ -337,11 +357,16 @@ def test_sessions_end_ends_an_incomplete_session_once(db: Path, tmp_path: Path) 
     assert again.startswith("session crashed already ended at ") and again.endswith("; nothing changed\n")
 
 
-def test_sessions_end_refuses_remote_sources() -> None:
-    result = run("sessions", "end", "s", "--source", "tempo:http://127.0.0.1:3200")
+@pytest.mark.parametrize("command", ["end", "prune"])
+def test_commands_that_change_the_store_offer_no_other_source(command: str) -> None:
+    """They change the embedded store only: --store, and no --source listing backends they refuse."""
+    help_text = ok(run("sessions", command, "--help"))
+    assert "--store" in help_text
+    assert "--source" not in help_text
+    assert "tempo:URL" not in help_text
+    result = run("sessions", command, "s", "--source", "tempo:http://127.0.0.1:3200")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: sessions end changes the embedded store only")
-    assert len(result.stderr.splitlines()) == 1
+    assert "No such option: --source" in result.stderr
 
 
 # --- replay ----------------------------------------------------------------------------------------
@@ -457,7 +482,12 @@ def test_unreachable_backend_is_one_line_and_exit_1(
             ["sessions", "list", "--source", "bogus:x"],
             "error: unknown source 'bogus:x': expected sqlite:PATH",
         ),
-        (["sessions", "list", "--after", "yesterday"], "error: --after: 'yesterday' is not a date"),
+        (
+            ["sessions", "list", "--after", "yesterday"],
+            "error: --after: 'yesterday': Input should be a valid",
+        ),
+        (["requests", "list", "--before", "2026-13-01"], "error: --before: '2026-13-01': Input should be a"),
+        (["sessions", "prune", "--before", "soon"], "error: --before: 'soon': Input should be a valid"),
         (
             ["sessions", "list", "--store", "a.db", "--source", "sqlite:b.db"],
             "error: give --source or --store",
@@ -473,3 +503,66 @@ def test_bad_arguments_are_one_line_and_exit_2(db: Path, args: list[str], messag
     assert result.exit_code == 2
     assert result.stderr.startswith(message)
     assert len(result.stderr.splitlines()) == 1
+
+
+# --- version and help ------------------------------------------------------------------------------
+
+
+def test_version_is_the_installed_distribution(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    match = re.search(r'^version = "([^"]+)"$', PYPROJECT.read_text(encoding="utf-8"), re.MULTILINE)
+    assert match is not None
+    assert ok(runs["version"]) == f"shinzo-otel {match.group(1)}\n"
+
+
+def _help(*command: str) -> str:
+    """`--help` of a command with the boxes and line wrapping of rich taken out."""
+    wide = {"COLUMNS": "300"}  # nothing cut short with an ellipsis
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", ok(run(*command, "--help", env=wide))).split())
+
+
+def test_help_shows_the_defaults() -> None:
+    listing = _help("sessions", "list")
+    assert (
+        "Output format. Without it, an --output file ending in .json or .csv gets that format. "
+        "[default: (table)]" in listing
+    )
+    assert "Show at most this many sessions, newest first. [default: 50]" in listing
+    assert "[default: ($SHINZO_STORE_PATH, else $XDG_DATA_HOME/shinzo-otel/sessions.db)]" in listing
+    export = _help("sessions", "export")
+    assert "Export at most this many sessions, newest first. [default: (all)]" in export
+    assert "gets CSV. [default: (json)]" in export
+    assert "gets JSON. [default: (text)]" in _help("replay")
+    assert "gets JSON. [default: (text)]" in _help("requests", "show")
+
+
+def _command_paths(group: TyperGroup, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            paths += _command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+def test_help_never_cites_internal_seeds() -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    paths = _command_paths(root)
+    assert ("requests", "show") in paths  # the walk reaches every level
+    for path in paths:
+        assert "seed" not in _help(*path).lower(), path
+
+
+# --- replay --output -------------------------------------------------------------------------------
+
+
+def test_replay_output_suffix_picks_the_format(db: Path, tmp_path: Path) -> None:
+    assert ok(run("replay", "complete", "--output", tmp_path / "r.json", "--store", db)) == ""
+    with SessionStore(db) as store:
+        assert Session.model_validate_json((tmp_path / "r.json").read_text()) == store.get_session("complete")
+    assert ok(run("replay", "complete", "--output", tmp_path / "r.txt", "--store", db)) == ""
+    assert (tmp_path / "r.txt").read_text().startswith("Session complete  type mcp")
+    # An explicit --format wins over the suffix.
+    assert ok(run("replay", "complete", "--format", "text", "-o", tmp_path / "t.json", "--store", db)) == ""
+    assert (tmp_path / "t.json").read_text().startswith("Session complete  type mcp")

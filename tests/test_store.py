@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, format_trace_id
 
 from shinzo_otel._semconv import (
     ADMIN_COMPONENT,
@@ -45,7 +45,9 @@ from shinzo_otel._semconv import (
     SESSION_END_EVENT,
     SESSION_END_REASON,
     SESSION_ID,
+    SESSION_IDLE_TIMEOUT,
     SESSION_METADATA_PREFIX,
+    SESSION_ORIGIN,
     SESSION_SPAN_NAME,
     SESSION_START_EVENT,
     SESSION_START_SPAN_NAME,
@@ -53,13 +55,22 @@ from shinzo_otel._semconv import (
     USER_NAME,
 )
 from shinzo_otel.replay import (
+    RequestFilter,
+    RequestSummary,
     SessionFilter,
     SessionNotFoundError,
     SessionSummary,
     SourceUnavailableError,
+    TraceNotFoundError,
     build_session,
 )
-from shinzo_otel.store import SHINZO_STORE_PATH, SessionStore, SqliteSpanExporter, default_store_path
+from shinzo_otel.store import (
+    SHINZO_STORE_PATH,
+    PruneResult,
+    SessionStore,
+    SqliteSpanExporter,
+    default_store_path,
+)
 
 T0 = 1_700_000_000_000_000_000
 """2023-11-14 22:13:20 UTC, in ns."""
@@ -170,6 +181,39 @@ def record_session(
     session.add_event(SESSION_END_EVENT, {SESSION_ID: session_id}, timestamp=at(100))
     session.set_attribute(SESSION_END_REASON, "client_closed")
     session.end(at(100))
+
+
+def record_request(
+    tracer: Tracer,
+    start_ns: int,
+    method: str = "tools/call",
+    *,
+    tool: str | None = None,
+    failed: bool = False,
+) -> str:
+    """Record one request outside any session, as a stateless server's middleware does: a SERVER span
+    `{method} {tool}` (no `session.id`) of 4 ms, with a user span `db.query` under it at +1 ms for
+    2 ms; failed: `error.type` ValueError and status ERROR "boom". Returns its trace id (hex), a trace
+    of its own."""
+    attributes = {MCP_METHOD_NAME: method, JSONRPC_REQUEST_ID: "1"}
+    if tool is not None:
+        attributes[GEN_AI_TOOL_NAME] = tool
+    name = method if tool is None else f"{method} {tool}"
+    request = tracer.start_span(
+        name,
+        trace.set_span_in_context(trace.INVALID_SPAN),
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+        start_time=start_ns,
+    )
+    tracer.start_span("db.query", trace.set_span_in_context(request), start_time=start_ns + MS).end(
+        start_ns + 3 * MS
+    )
+    if failed:
+        request.set_attribute(ERROR_TYPE, "ValueError")
+        request.set_status(Status(StatusCode.ERROR, "boom"))
+    request.end(start_ns + 4 * MS)
+    return format_trace_id(request.get_span_context().trace_id)
 
 
 def finished_spans(record: Callable[[Tracer], None], service: str = SERVICE) -> tuple[ReadableSpan, ...]:
@@ -712,14 +756,17 @@ def test_a_version_1_store_is_migrated_when_read(tmp_path: Path) -> None:
     assert_same_schema(db, fresh)
 
 
-def test_a_version_1_store_is_migrated_by_the_exporter(tmp_path: Path) -> None:
-    db = tmp_path / "v1.db"
+@pytest.mark.parametrize("downgrade", [_downgrade_to_v1, _downgrade_to_v2], ids=["v1", "v2"])
+def test_an_older_store_is_migrated_by_the_exporter(
+    tmp_path: Path, downgrade: Callable[[Path], None]
+) -> None:
+    db = tmp_path / "old.db"
     spans = finished_spans(lambda tracer: record_session(tracer, "s"))
     early = [
         span for span in spans if span.name in (SESSION_START_SPAN_NAME, "initialize", "tools/call search")
     ]
     _export(db, early)
-    _downgrade_to_v1(db)
+    downgrade(db)
 
     _export(db, [span for span in spans if span not in early])
     assert _summary(db, "s") == complete_summary("s")
@@ -743,11 +790,14 @@ def test_export_records_writes_what_export_writes(tmp_path: Path) -> None:
 
 @pytest.fixture
 def filter_db(tmp_path: Path) -> Path:
-    """Five sessions, oldest first (start T0 + n s):
+    """Seven sessions, oldest first (start T0 + n s):
 
     a: mcp, service alpha, 100 ms, one failed request · b: admin_shell mahavishnu/les, 300 s, ok ·
     c: admin_shell oneiric/ann, no end · d: mcp, service alpha, no end, no error ·
-    e: admin_shell mahavishnu/ann, 10 s, session span ERROR.
+    e: admin_shell mahavishnu/ann, 10 s, session span ERROR ·
+    f: mcp, service alpha, origin conversation, no end, idle timeout 60 s: abandoned (silent since
+    T0 + 5 s + 21 ms, years ago) · g: mcp, service alpha, origin stream, no end, idle timeout 10^10 s
+    (past SQLite's integer range in ns): active.
     """
     path = tmp_path / "filters.db"
     with sqlite_tracer(path, service="alpha") as alpha, sqlite_tracer(path, service="shells") as shells:
@@ -769,25 +819,37 @@ def filter_db(tmp_path: Path) -> Path:
             seconds=10,
             failed=True,
         )
+        conversation = {SESSION_ORIGIN: "conversation", SESSION_IDLE_TIMEOUT: 60}
+        record_session(alpha, "f", T0 + 5 * 10**9, complete=False, extra=conversation)
+        stream = {SESSION_ORIGIN: "stream", SESSION_IDLE_TIMEOUT: 10**10}
+        record_session(alpha, "g", T0 + 6 * 10**9, complete=False, extra=stream)
     return path
 
 
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [
-        ({}, "edcba"),
+        ({}, "gfedcba"),
         ({"component": "mahavishnu"}, "eb"),
         ({"user": "ann"}, "ec"),
         ({"session_type": "admin_shell", "user": "les"}, "b"),
-        ({"service": "alpha"}, "da"),
+        ({"service": "alpha"}, "gfda"),
+        ({"origin": "conversation"}, "f"),
         # Sessions without an end count as running until now (years after T0).
-        ({"min_duration_seconds": 200}, "dcb"),
-        ({"min_duration_seconds": 300}, "dc"),  # strictly greater: b lasted exactly 300 s
-        ({"status": "active"}, "dc"),
+        ({"min_duration_seconds": 200}, "gfdcb"),
+        ({"min_duration_seconds": 300}, "gfdc"),  # strictly greater: b lasted exactly 300 s
+        ({"status": "active"}, "gdc"),
         ({"status": "active", "session_type": "admin_shell"}, "c"),
+        ({"status": "abandoned"}, "f"),
+        ({"status": "abandoned", "service": "shells"}, ""),
         ({"status": "error"}, "e"),
+        ({"status": "ended"}, "ba"),
+        ({"incomplete": True}, "gfdc"),
+        ({"incomplete": False}, "eba"),
+        ({"incomplete": True, "status": "active"}, "gdc"),
+        ({"incomplete": False, "status": "abandoned"}, ""),
         ({"has_error": True}, "ea"),
-        ({"has_error": False}, "dcb"),
+        ({"has_error": False}, "gfdcb"),
         ({"min_duration_seconds": 5, "status": "ended"}, "b"),
         (
             {
@@ -796,7 +858,7 @@ def filter_db(tmp_path: Path) -> Path:
             },
             "dcb",
         ),
-        ({"has_error": False, "limit": 2}, "dc"),
+        ({"has_error": False, "limit": 2}, "gf"),
     ],
 )
 def test_filters_agree_in_sql_and_in_memory(
@@ -875,3 +937,282 @@ def test_session_store_refuses_what_is_not_a_store(tmp_path: Path) -> None:
     empty.touch()
     with pytest.raises(SourceUnavailableError, match="not a shinzo-otel session store"):
         SessionStore(empty)
+
+
+# --- abandoned sessions ----------------------------------------------------------------------------
+
+HOUR = 3600 * 10**9
+
+
+def test_a_session_silent_past_its_idle_timeout_is_abandoned(db: Path) -> None:
+    """Times relative to now, hours away from every boundary: no sleeping, no flakiness."""
+    now = time.time_ns()
+    connection = {SESSION_ORIGIN: "connection", SESSION_IDLE_TIMEOUT: 1800}
+    with sqlite_tracer(db) as tracer:
+        record_session(tracer, "closed", now - 3 * HOUR, extra=connection)
+        # Silent since its tools/list ended 2 h ago (+21 ms): past 30 min.
+        record_session(tracer, "dead", now - 2 * HOUR, complete=False, extra=connection)
+        # Recorded before sessions carried an idle timeout: never abandoned.
+        record_session(tracer, "old-data", now - 2 * HOUR - 10**9, complete=False)
+        # Silent for 1 h, its timeout is 2 h.
+        stream = {SESSION_ORIGIN: "stream", SESSION_IDLE_TIMEOUT: 7200}
+        record_session(tracer, "alive", now - HOUR, complete=False, extra=stream)
+
+    def ids(**filters: object) -> list[str]:
+        with SessionStore(db) as store:
+            found = store.list_sessions(SessionFilter.model_validate(filters))
+        return [summary.session_id for summary in found]
+
+    with SessionStore(db) as store:
+        summaries = {summary.session_id: summary for summary in store.list_sessions()}
+    assert {session_id: summary.status for session_id, summary in summaries.items()} == {
+        "closed": "ended",
+        "dead": "abandoned",
+        "old-data": "active",
+        "alive": "active",
+    }
+    dead = summaries["dead"]
+    assert (dead.end_ns, dead.last_activity_ns, dead.origin) == (None, now - 2 * HOUR + 21 * MS, "connection")
+    assert dead == incomplete_summary("dead", now - 2 * HOUR).model_copy(
+        update={"status": "abandoned", "attributes": {**session_attributes("dead"), **connection}}
+    )
+    assert ids(status="abandoned") == ["dead"]
+    assert ids(status="active") == ["alive", "old-data"]
+    assert ids(incomplete=True) == ["alive", "dead", "old-data"]
+    assert ids(origin="connection") == ["dead", "closed"]
+
+    # Ending it by hand is what the abandoned status invites.
+    with SessionStore(db) as store:
+        assert store.end_session("dead", reason="abandoned") is True
+        assert (store.get_summary("dead").status, store.get_summary("dead").end_reason) == (
+            "ended",
+            "abandoned",
+        )
+    assert ids(status="abandoned") == []
+
+
+# --- requests outside any session ------------------------------------------------------------------
+
+
+@pytest.fixture
+def requests_db(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Four requests outside any session, oldest first, and their trace ids:
+
+    0: alpha, tools/call search at T0 · 1: alpha, tools/list at T0 + 1 s · 2: alpha, tools/call fail at
+    T0 + 2 s, failed · 3: beta, tools/call search at T0 + 3 s. Beside them, none of which is a request
+    outside a session: a session (its four requests) at T0 + 4 s, an INTERNAL span and a SERVER span
+    without `mcp.method.name` (an HTTP server span) outside any session.
+    """
+    path = tmp_path / "requests.db"
+    with sqlite_tracer(path, service="alpha") as alpha, sqlite_tracer(path, service="beta") as beta:
+        traces = [
+            record_request(alpha, T0, tool="search"),
+            record_request(alpha, T0 + 10**9, "tools/list"),
+            record_request(alpha, T0 + 2 * 10**9, tool="fail", failed=True),
+            record_request(beta, T0 + 3 * 10**9, tool="search"),
+        ]
+        record_session(alpha, "s", T0 + 4 * 10**9)
+        alpha.start_span("background job", start_time=T0 + 5 * 10**9).end(T0 + 6 * 10**9)
+        alpha.start_span("POST /mcp", kind=SpanKind.SERVER, start_time=T0 + 6 * 10**9).end(T0 + 7 * 10**9)
+    return path, traces
+
+
+def test_requests_outside_sessions_are_listed_newest_first(requests_db: tuple[Path, list[str]]) -> None:
+    path, traces = requests_db
+    with SessionStore(path) as store:
+        requests = store.list_requests()
+        assert store.count_requests() == 4
+        assert [summary.session_id for summary in store.list_sessions()] == ["s"]
+    assert [request.trace_id for request in requests] == traces[::-1]
+    failed = requests[1]
+    assert failed == RequestSummary(
+        trace_id=traces[2],
+        span_id=failed.span_id,
+        name="tools/call fail",
+        method="tools/call",
+        target="fail",
+        service="alpha",
+        start_ns=T0 + 2 * 10**9,
+        end_ns=T0 + 2 * 10**9 + 4 * MS,
+        status="ERROR",
+        error_type="ValueError",
+        attributes={
+            MCP_METHOD_NAME: "tools/call",
+            JSONRPC_REQUEST_ID: "1",
+            GEN_AI_TOOL_NAME: "fail",
+            ERROR_TYPE: "ValueError",
+        },
+    )
+    assert len(failed.span_id) == 16
+    assert (failed.has_error, failed.duration_seconds) == (True, pytest.approx(0.004))
+    assert [(request.method, request.target, request.has_error) for request in requests] == [
+        ("tools/call", "search", False),
+        ("tools/call", "fail", True),
+        ("tools/list", None, False),
+        ("tools/call", "search", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, [3, 2, 1, 0]),
+        ({"service": "alpha"}, [2, 1, 0]),
+        ({"method": "tools/list"}, [1]),
+        ({"tool": "search"}, [3, 0]),
+        ({"tool": "search", "service": "beta"}, [3]),
+        ({"has_error": True}, [2]),
+        ({"has_error": False}, [3, 1, 0]),
+        ({"started_after": datetime(2023, 11, 14, 22, 13, 21)}, [3, 2, 1]),
+        ({"started_before": datetime(2023, 11, 14, 22, 13, 21)}, [0]),
+        ({"limit": 2}, [3, 2]),
+        ({"method": "tools/call", "has_error": False, "limit": 1}, [3]),
+    ],
+)
+def test_request_filters_agree_in_sql_and_in_memory(
+    requests_db: tuple[Path, list[str]], filters: dict[str, object], expected: list[int]
+) -> None:
+    path, traces = requests_db
+    request_filter = RequestFilter.model_validate({"limit": None, **filters})
+    with SessionStore(path) as store:
+        in_sql = [request.trace_id for request in store.list_requests(request_filter)]
+        counted = store.count_requests(request_filter)
+        everything = store.list_requests(RequestFilter(limit=None))
+    in_memory = [request.trace_id for request in everything if request_filter.matches(request)]
+    assert in_sql == [traces[index] for index in expected]
+    assert in_memory[: request_filter.limit] == in_sql
+    assert counted == len(in_memory)  # the count ignores the limit
+
+
+def test_any_trace_is_replayable(requests_db: tuple[Path, list[str]]) -> None:
+    path, traces = requests_db
+    with SessionStore(path) as store:
+        replay = store.get_trace(traces[2].upper())  # ids are accepted in any case
+        [listed] = store.list_requests(RequestFilter(has_error=True))
+        session_trace = store.spans_for_session("s")[0]["trace_id"]
+        in_session = store.get_trace(session_trace)
+        with pytest.raises(TraceNotFoundError, match="0123456789abcdef0123456789abcdef"):
+            store.get_trace("0123456789abcdef0123456789abcdef")
+    assert (replay.trace_id, replay.requests) == (traces[2], (listed,))
+    assert [
+        (entry.name, entry.offset_seconds, entry.duration_ms, entry.depth, entry.status)
+        for entry in replay.timeline
+    ] == [("tools/call fail", 0.0, 4.0, 0, "ERROR"), ("db.query", 0.001, 2.0, 1, "UNSET")]
+    # A session's trace holds no request outside a session, but replays all the same.
+    assert in_session.requests == ()
+    assert [entry.name for entry in in_session.timeline if entry.entry_type == "span"] == [
+        "initialize",
+        "tools/list",
+        "tools/call search",
+        "db.query",
+        "tools/call fail",
+    ]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT * FROM spans WHERE request_method IS NOT NULL ORDER BY start_ns DESC LIMIT 50",
+        "SELECT * FROM spans WHERE request_method IS NOT NULL AND service_name = 'x' "
+        "ORDER BY start_ns DESC LIMIT 50",
+        "SELECT * FROM spans WHERE request_method IS NOT NULL AND request_method = 'tools/call' "
+        "AND request_target = 'x' AND request_failed = 1 ORDER BY start_ns DESC LIMIT 50",
+    ],
+)
+def test_request_lists_walk_the_request_index(requests_db: tuple[Path, list[str]], statement: str) -> None:
+    """The shapes of `SessionStore.list_requests`: newest first along spans_requests, never a sort of
+    every span (100 000 requests: benchmarks/bench_store.py)."""
+    with sqlite3.connect(requests_db[0]) as connection:
+        plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}"))
+    assert "USING INDEX spans_requests" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+def test_request_counts_read_the_index_alone(requests_db: tuple[Path, list[str]]) -> None:
+    """`sessions list` counts the requests of its window on every run: from the index, no span read."""
+    statement = (
+        "SELECT COUNT(*) FROM spans WHERE request_method IS NOT NULL AND service_name = 'alpha' "
+        "AND start_ns >= 0 AND start_ns < 1 AND request_failed = 1"
+    )
+    with sqlite3.connect(requests_db[0]) as connection:
+        plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}"))
+    assert "USING COVERING INDEX spans_requests" in plan
+
+
+def test_a_version_2_store_is_migrated_in_place(tmp_path: Path) -> None:
+    db, fresh = tmp_path / "v2.db", tmp_path / "fresh.db"
+    connection = {SESSION_ORIGIN: "connection", SESSION_IDLE_TIMEOUT: 60}
+    trace_ids = {}
+    for path in (db, fresh):
+        with sqlite_tracer(path) as tracer:
+            record_session(tracer, "complete")
+            record_session(tracer, "crashed", T0 + 10**9, complete=False, extra=connection)
+            trace_ids[path] = record_request(tracer, T0 + 2 * 10**9, tool="search", failed=True)
+    _downgrade_to_v2(db)
+
+    with SessionStore(db) as store:
+        migrated = store.list_sessions()
+        abandoned = store.list_sessions(SessionFilter(status="abandoned"))
+        by_origin = store.list_sessions(SessionFilter(origin="connection"))
+        requests = store.list_requests(RequestFilter(has_error=True, tool="search"))
+    with SessionStore(fresh) as reference:
+        expected_requests = reference.list_requests()
+    # Last activity, idle timeout and origin rebuilt from the spans and attributes: years silent.
+    crashed = incomplete_summary("crashed", T0 + 10**9).model_copy(
+        update={"status": "abandoned", "attributes": {**session_attributes("crashed"), **connection}}
+    )
+    assert migrated == [crashed, complete_summary("complete")]
+    assert abandoned == by_origin == [crashed]
+    # The request columns were filled from the stored spans.
+    assert [request.trace_id for request in requests] == [trace_ids[db]]
+    assert [request.model_dump(exclude={"trace_id", "span_id"}) for request in requests] == [
+        request.model_dump(exclude={"trace_id", "span_id"}) for request in expected_requests
+    ]
+    assert_same_schema(db, fresh)
+
+
+# --- prune ----------------------------------------------------------------------------------------
+
+
+def test_prune_removes_ended_sessions_and_requests_started_before(db: Path) -> None:
+    """Cutoff T0 + 5 s. Removed: old-ended (7 spans), the request at T0 + 2 s (2 spans), a background
+    span outside any session at T0 + 3 s. Kept: old-open (no end, 3 spans), new-ended (7 spans), the
+    request at T0 + 11 s (2 spans), and session held, no end, whose request span sits under an HTTP
+    server span outside any session at T0 + 4 s (2 spans): that span stays with its session."""
+    cutoff = T0 + 5 * 10**9
+    with sqlite_tracer(db) as tracer:
+        record_session(tracer, "old-ended", T0)
+        record_session(tracer, "old-open", T0 + 10**9, complete=False)
+        old_request = record_request(tracer, T0 + 2 * 10**9, tool="search")
+        tracer.start_span("background job", start_time=T0 + 3 * 10**9).end(T0 + 3 * 10**9 + MS)
+        http = tracer.start_span("POST /mcp", kind=SpanKind.SERVER, start_time=T0 + 4 * 10**9)
+        tracer.start_span(
+            "tools/list",
+            trace.set_span_in_context(http),
+            kind=SpanKind.SERVER,
+            attributes={SESSION_ID: "held", MCP_METHOD_NAME: "tools/list"},
+            start_time=T0 + 4 * 10**9 + MS,
+        ).end(T0 + 4 * 10**9 + 2 * MS)
+        http.end(T0 + 4 * 10**9 + 3 * MS)
+        record_session(tracer, "new-ended", T0 + 10 * 10**9)
+        new_request = record_request(tracer, T0 + 11 * 10**9)
+
+    def span_count() -> int:
+        with sqlite3.connect(db) as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+
+    assert span_count() == 7 + 3 + 2 + 1 + 2 + 7 + 2
+    with SessionStore(db) as store:
+        assert store.prune(cutoff, dry_run=True) == PruneResult(sessions=1, requests=1, spans=10)
+        assert span_count() == 24
+        assert store.prune(cutoff) == PruneResult(sessions=1, requests=1, spans=10)
+        assert store.prune(cutoff) == PruneResult(sessions=0, requests=0, spans=0)
+        sessions = [summary.session_id for summary in store.list_sessions()]
+        requests = [request.trace_id for request in store.list_requests()]
+        held = store.get_trace(store.spans_for_session("held")[0]["trace_id"])
+        with pytest.raises(TraceNotFoundError):
+            store.get_trace(old_request)
+    assert span_count() == 14
+    assert sessions == ["new-ended", "held", "old-open"]
+    assert requests == [new_request]
+    assert [entry.name for entry in held.timeline] == ["POST /mcp", "tools/list"]

@@ -1,8 +1,9 @@
 """Turn the session model into what the CLI prints: rich tables and timelines, JSON and CSV.
 
-JSON is the pydantic serialisation of the model (`SessionSummary`, `Session`, `AnalyticsReport`), so
-it parses back into the same objects with `model_validate_json`; CSV writes one row per session with
-every field of `SessionSummary` (see `CSV_COLUMNS`), nested values as JSON text.
+JSON is the pydantic serialisation of the model (`SessionSummary`, `Session`, `RequestSummary`,
+`TraceReplay`, `AnalyticsReport`), so it parses back into the same objects with
+`model_validate_json`; CSV writes one row per session (`CSV_COLUMNS`) or request
+(`REQUEST_CSV_COLUMNS`) with every field of the summary, nested values as JSON text.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import IO
 
@@ -22,18 +23,22 @@ from rich.table import Table
 from rich.text import Text
 
 from shinzo_otel.replay.analytics import AnalyticsReport
-from shinzo_otel.replay.model import Session, SessionSummary, TimelineEntry
+from shinzo_otel.replay.model import RequestSummary, Session, SessionSummary, TimelineEntry, TraceReplay
 
 _SUMMARIES: TypeAdapter[list[SessionSummary]] = TypeAdapter(list[SessionSummary])
+_REQUESTS: TypeAdapter[list[RequestSummary]] = TypeAdapter(list[RequestSummary])
 CSV_COLUMNS = (
     "session_id",
     "type",
+    "origin",
     "service",
     "component",
     "user",
     "host",
+    "conversation_id",
     "start",
     "end",
+    "last_activity",
     "duration_seconds",
     "status",
     "end_reason",
@@ -43,12 +48,30 @@ CSV_COLUMNS = (
     "errors",
     "start_ns",
     "end_ns",
+    "last_activity_ns",
     "tools",
     "attributes",
 )
 """Columns of `sessions_csv`: the `SessionSummary` fields (times ISO 8601 UTC and, exactly, in ns),
 its counts flattened, `tools` and `attributes` as JSON objects; empty cells for None."""
-_STATUS_STYLES = {"active": "yellow", "ended": "green", "error": "bold red"}
+REQUEST_CSV_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "name",
+    "method",
+    "target",
+    "service",
+    "start",
+    "duration_seconds",
+    "status",
+    "error_type",
+    "start_ns",
+    "end_ns",
+    "attributes",
+)
+"""Columns of `requests_csv`: the `RequestSummary` fields (start ISO 8601 UTC and, exactly, in ns),
+`attributes` as a JSON object; empty cells for None."""
+_STATUS_STYLES = {"active": "yellow", "abandoned": "magenta", "ended": "green", "error": "bold red"}
 _DETAIL_INDENT = " " * (11 + 13 + 7 + 2)
 """Details (errors, arguments, results) line up under the entry name, after the offset, duration and
 status columns and their gap (see `_entry_text`)."""
@@ -81,37 +104,53 @@ def _format_duration(seconds: float | None) -> str:
 
 
 def print_sessions_table(summaries: Sequence[SessionSummary], console: Console) -> None:
-    """Print one table row per session: id, type, service, start (UTC), duration, status, request
-    and error counts. When a session has a component, user or host (admin shell sessions, seed 002
-    `list-sessions --type admin_shell`), Component, User and Host columns follow the type. Sessions
-    without a recorded end show "—" as duration."""
+    """Print one table row per session: id, type, origin, service, start (UTC), duration, status,
+    request and error counts. When a session has a component, user or host (admin shell sessions,
+    seed 002 `list-sessions --type admin_shell`), Component, User and Host columns follow the origin.
+    Sessions without a recorded end show "—" as duration; when the list holds one, a "Last activity"
+    column follows the duration (what `abandoned` is judged by)."""
     admin = any(summary.component or summary.user or summary.host for summary in summaries)
+    open_ended = any(summary.end_ns is None for summary in summaries)
     table = Table(title=None if summaries else "no sessions")
     table.add_column("Session ID", no_wrap=True)
     table.add_column("Type")
+    table.add_column("Origin")
     if admin:
         for title in ("Component", "User", "Host"):
             table.add_column(title)
     table.add_column("Service")
     table.add_column("Started (UTC)", no_wrap=True)
     table.add_column("Duration", justify="right", no_wrap=True)
+    if open_ended:
+        table.add_column("Last activity (UTC)", no_wrap=True)
     table.add_column("Status")
     table.add_column("Requests", justify="right")
     table.add_column("Errors", justify="right")
     for summary in summaries:
         admin_cells = [_text(summary.component), _text(summary.user), _text(summary.host)] if admin else []
+        activity_cells = [_format_time(summary.last_activity)] if open_ended else []
         table.add_row(
             Text(_printable(summary.session_id)),
             _text(summary.type),
+            _text(summary.origin),
             *admin_cells,
             _text(summary.service),
             _format_time(summary.start),
             _format_duration(summary.duration_seconds),
-            Text(summary.status, style=_STATUS_STYLES[summary.status]),
+            *activity_cells,
+            _status(summary),
             str(summary.counts.requests),
-            Text(str(summary.counts.errors), style="red" if summary.counts.errors else ""),
+            _count(summary.counts.errors),
         )
     console.print(table)
+
+
+def _status(summary: SessionSummary) -> Text:
+    return Text(summary.status, style=_STATUS_STYLES[summary.status])
+
+
+def _count(errors: int) -> Text:
+    return Text(str(errors), style="red" if errors else "")
 
 
 def _text(value: str | None) -> Text:
@@ -120,18 +159,21 @@ def _text(value: str | None) -> Text:
 
 def print_session_detail(summary: SessionSummary, console: Console) -> None:
     """Print one session's metadata as a two-column table (seed 002 `show-session`): id, type,
-    service, component, user, host, status and end reason, start and end (UTC), duration in seconds
-    and in words, the counts, the calls per tool, and every session attribute."""
+    origin, conversation id, service, component, user, host, status and end reason, start, end and
+    last activity (UTC), duration in seconds and in words, the counts, the calls per tool, and every
+    session attribute."""
     table = Table(title=Text(f"Session {_printable(summary.session_id)}"), show_header=False)
     table.add_column("Field", style="bold", no_wrap=True)
     table.add_column("Value")
     duration = summary.duration_seconds
     counts = summary.counts
-    status = Text(summary.status, style=_STATUS_STYLES[summary.status])
+    status = _status(summary)
     if summary.end_reason:
         status.append(f" ({_printable(summary.end_reason)})", style="")
     rows: list[tuple[str, Text | str]] = [
         ("Type", _text(summary.type)),
+        ("Origin", _text(summary.origin)),
+        ("Conversation", _text(summary.conversation_id)),
         ("Service", _text(summary.service)),
         ("Component", _text(summary.component)),
         ("User", _text(summary.user)),
@@ -139,6 +181,7 @@ def print_session_detail(summary: SessionSummary, console: Console) -> None:
         ("Status", status),
         ("Start time", f"{_format_time(summary.start)} UTC"),
         ("End time", "—" if summary.end is None else f"{_format_time(summary.end)} UTC"),
+        ("Last activity", f"{_format_time(summary.last_activity)} UTC"),
         (
             "Duration",
             "— (no end recorded)"
@@ -148,7 +191,7 @@ def print_session_detail(summary: SessionSummary, console: Console) -> None:
         ("Spans", str(counts.spans)),
         ("Requests", str(counts.requests)),
         ("Tool calls", str(counts.tool_calls)),
-        ("Errors", Text(str(counts.errors), style="red" if counts.errors else "")),
+        ("Errors", _count(counts.errors)),
         ("Tools", _text(", ".join(f"{tool} ×{n}" for tool, n in sorted(counts.tools.items())) or None)),
     ]
     rows += [(f"  {_printable(key)}", _text(str(value))) for key, value in sorted(summary.attributes.items())]
@@ -169,14 +212,66 @@ def summary_json(summary: SessionSummary) -> str:
 
 def sessions_csv(summaries: Iterable[SessionSummary]) -> str:
     """The summaries as CSV (RFC 4180 quoting, "\\n" line ends) with a header row of `CSV_COLUMNS`."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    rows = []
     for summary in summaries:
         data = summary.model_dump(mode="json")
         data.update(data.pop("counts"))
         data.update(tools=json.dumps(data["tools"]), attributes=json.dumps(data["attributes"]))
-        writer.writerow(["" if data[column] is None else data[column] for column in CSV_COLUMNS])
+        rows.append(data)
+    return _csv(CSV_COLUMNS, rows)
+
+
+def print_requests_table(requests: Sequence[RequestSummary], console: Console) -> None:
+    """Print one table row per request outside any session: trace id (what `requests show` takes),
+    start (UTC), duration, method, target (tool or prompt), service and outcome (`ok`, or `ERROR`
+    with the `error.type`)."""
+    table = Table(title=None if requests else "no requests outside sessions")
+    table.add_column("Trace ID", no_wrap=True)
+    table.add_column("Started (UTC)", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    table.add_column("Method")
+    table.add_column("Target")
+    table.add_column("Service")
+    table.add_column("Outcome")
+    for request in requests:
+        outcome = (
+            Text(f"ERROR {_printable(request.error_type or '')}".rstrip(), style=_FAILED)
+            if request.has_error
+            else Text("ok", style=_OK)
+        )
+        table.add_row(
+            request.trace_id,
+            _format_time(request.start),
+            _format_duration(request.duration_seconds),
+            _text(request.method),
+            _text(request.target),
+            _text(request.service),
+            outcome,
+        )
+    console.print(table)
+
+
+def requests_json(requests: Sequence[RequestSummary]) -> str:
+    """The requests as a JSON array (`RequestSummary` fields plus its computed fields)."""
+    return _REQUESTS.dump_json(list(requests), indent=2).decode()
+
+
+def requests_csv(requests: Iterable[RequestSummary]) -> str:
+    """The requests as CSV (RFC 4180 quoting, "\\n" line ends) with a header of `REQUEST_CSV_COLUMNS`."""
+    rows = []
+    for request in requests:
+        data = request.model_dump(mode="json")
+        data["attributes"] = json.dumps(data["attributes"])
+        rows.append(data)
+    return _csv(REQUEST_CSV_COLUMNS, rows)
+
+
+def _csv(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row[column] is None else row[column] for column in columns])
     return buffer.getvalue()
 
 
@@ -221,12 +316,7 @@ def report_json(report: AnalyticsReport) -> str:
 
 def report_csv(report: AnalyticsReport) -> str:
     """The report's rows as CSV with a header of its columns; numbers unformatted, None empty."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(report.columns)
-    for row in report.rows:
-        writer.writerow(["" if row[column] is None else row[column] for column in report.columns])
-    return buffer.getvalue()
+    return _csv(report.columns, report.rows)
 
 
 _OFFSET = Style(color="cyan")
@@ -271,10 +361,14 @@ def print_replay(session: Session, console: Console) -> None:
     summary = session.summary
     header = Text("Session ", style="bold")
     header.append(_printable(summary.session_id), style="bold cyan")
-    header.append(f"  type {_printable(summary.type or '—')}  service {_printable(summary.service or '—')}\n")
-    header.append(f"started {_format_time(summary.start)} UTC  ")
+    header.append(f"  type {_printable(summary.type or '—')}  service {_printable(summary.service or '—')}")
+    if summary.origin:
+        header.append(f"  origin {_printable(summary.origin)}")
+    header.append(f"\nstarted {_format_time(summary.start)} UTC  ")
     if summary.end_ns is None:
-        header.append("no end recorded (active or incomplete)", style="yellow")
+        header.append(
+            f"no end recorded, last activity {_format_time(summary.last_activity)} UTC", style="yellow"
+        )
     else:
         header.append(
             f"ended {_format_time(summary.end)} UTC  duration {_format_duration(summary.duration_seconds)}"
@@ -286,12 +380,41 @@ def print_replay(session: Session, console: Console) -> None:
     counts = summary.counts
     header.append(f"\nrequests {counts.requests}  tool calls {counts.tool_calls}  errors {counts.errors}\n")
     console.print(header, soft_wrap=True)
+    _print_timeline(session.timeline, console)
+
+
+def print_trace(trace: TraceReplay, console: Console) -> None:
+    """Print a trace chronologically, as `print_replay` prints a session: a header with the trace id
+    and one line per request outside any session it holds (start, duration, outcome), then its
+    timeline, offsets from the trace's earliest span."""
+    header = Text("Trace ", style="bold")
+    header.append(trace.trace_id, style="bold cyan")
+    header.append(f"  {len(trace.requests)} request(s) outside any session\n")
+    for request in trace.requests:
+        header.append(f"{_printable(request.name)}  service {_printable(request.service or '—')}  ")
+        header.append(f"started {_format_time(request.start)} UTC  ")
+        header.append(f"duration {_format_duration(request.duration_seconds)}  ")
+        if request.has_error:
+            header.append(f"ERROR {_printable(request.error_type or '')}".rstrip(), style=_FAILED)
+        else:
+            header.append("ok", style=_OK)
+        header.append("\n")
+    console.print(header, soft_wrap=True)
+    _print_timeline(trace.timeline, console)
+
+
+def _print_timeline(timeline: Sequence[TimelineEntry], console: Console) -> None:
     # Pre-styled segments, not Text: rich's Text layout costs about 150 µs per entry, too slow for
     # sessions of 10 000 spans (the replay budget is 1 s).
-    segments = [segment for entry in session.timeline for segment in _entry_segments(entry)]
+    segments = [segment for entry in timeline for segment in _entry_segments(entry)]
     console.print(Segments(segments), soft_wrap=True, end="")
 
 
 def session_json(session: Session) -> str:
     """The session as a JSON object: {"summary": {...}, "timeline": [...]}."""
     return session.model_dump_json(indent=2)
+
+
+def trace_json(trace: TraceReplay) -> str:
+    """The trace as a JSON object: {"trace_id": ..., "requests": [...], "timeline": [...]}."""
+    return trace.model_dump_json(indent=2)

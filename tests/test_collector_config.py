@@ -41,7 +41,7 @@ SECTIONS = ("receivers", "processors", "exporters")
 # rather than at collector start-up.
 KNOWN_TYPES = {
     "receivers": {"otlp"},
-    "processors": {"memory_limiter", "batch", "redaction", "tail_sampling"},
+    "processors": {"memory_limiter", "batch", "redaction", "tail_sampling", "transform"},
     "exporters": {"otlp_grpc", "file", "debug", "loadbalancing"},
 }
 COMPONENT_ID = re.compile(r"^(?P<type>[a-z][a-z0-9_]*)(/[^/\s]+)?$")
@@ -165,39 +165,7 @@ def test_redaction_key_patterns_match_like_the_sdk() -> None:
         assert any(p.search(key) for p in patterns) is (key in secrets), key
 
 
-def test_agents_route_by_trace_id_to_the_gateway_pool() -> None:
-    agent, gateway = load("agent.yaml"), load("gateway.yaml")
-    balancer = agent["exporters"]["loadbalancing"]
-    assert balancer["routing_key"] == "traceID"
-    assert "otlp" in balancer["protocol"]
-    hostnames = [default(host) for host in balancer["resolver"]["static"]["hostnames"]]
-    assert hostnames == ["127.0.0.1:4417", "127.0.0.1:4517"]
-    # A gateway started with its defaults is the first of the pool.
-    assert default(gateway["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]) == hostnames[0]
-    assert pipelines(agent)["traces"]["exporters"] == ["loadbalancing"]
-
-
-def test_gateways_keep_every_session_with_an_error_or_a_slow_call() -> None:
-    gateway = load("gateway.yaml")
-    sampling = gateway["processors"]["tail_sampling"]
-    policies = {policy["name"]: policy for policy in sampling["policies"]}
-    assert policies["failed-spans"]["status_code"]["status_codes"] == ["ERROR"]
-    failed_requests = policies["failed-requests"]["string_attribute"]
-    assert (failed_requests["key"], failed_requests["values"], failed_requests["enabled_regex_matching"]) == (
-        sc.ERROR_TYPE,
-        [".+"],
-        True,
-    )
-    [slow] = policies["slow-calls"]["ottl_condition"]["span"]
-    assert slow == "kind == SPAN_KIND_SERVER and end_time_unix_nano - start_time_unix_nano > 2000000000"
-    assert policies["baseline"]["type"] == "probabilistic"
-    assert all(policy["type"] in policy for policy in sampling["policies"])
-    assert pipelines(gateway)["traces"]["processors"] == ["memory_limiter", "tail_sampling", "batch"]
-    assert set(pipelines(gateway)["traces"]["exporters"]) == {
-        "otlp_grpc/tempo",
-        "otlp_grpc/jaeger",
-        "file/sessions",
-    }
+# The scale-out layout (routing by session, per-session sampling): tests/test_collector_routing.py.
 
 
 # --- with a real collector ---------------------------------------------------------------------------
@@ -242,6 +210,7 @@ def collector(otelcol: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "SHINZO_JAEGER_ENDPOINT": f"127.0.0.1:{_free_port()}",
         "SHINZO_SESSIONS_FILE": str(sessions),
         "SHINZO_METRICS_FILE": str(tmp_path / "metrics.jsonl"),
+        "SHINZO_TELEMETRY_PORT": str(_free_port()),
     }
     log = (tmp_path / "otelcol.log").open("wb")
     process = subprocess.Popen(

@@ -1,18 +1,19 @@
-"""The export side of `ShinzoSpanProcessor`: privacy, a bounded send buffer, a circuit breaker.
+"""The export pipeline: exporter wrappers that run on the SDK's batch worker (STYLE.md items 1, 2, 14).
 
-Two stages, so that the network never holds up anything else:
+`ShinzoSpanProcessor` hands finished spans to the SDK's `BatchSpanProcessor` (worker thread, bounded
+queue, restarted in a forked child, instrumentation suppressed while exporting) whose exporter is
+this chain, so every guarantee of the SDK's worker holds for privacy and resilience too:
 
-1. `export()` runs on the SDK batch worker thread: it applies the privacy rules to each span (which
-   also drop content when argument collection is off; fail closed: a span whose redaction raises is
-   dropped and counted, never exported raw) and appends the result to the send buffer, bounded in
-   spans and approximate bytes (the oldest spans are dropped beyond it, `buffer_full`). It returns
-   at once.
-2. A sender thread sends the buffer oldest first, in chunks of the batch size. A chunk that fails
-   goes back to the front and is sent again when the endpoint answers; a circuit breaker stops
-   calling a dead endpoint (seed 002: 3 failures, open 60 s) and then lets one probe through.
+    BatchSpanProcessor worker
+      -> ScrubbingExporter: the privacy rules applied to a copy of each span; fail closed
+      -> RetryingExporter: circuit breaker and bounded retry buffer (the one retry layer)
+      -> the real exporter: official OTLP, or the embedded store
 
-So while the endpoint is down or slow, spans wait in the buffer whose size the user configured,
-never in the request path's queue.
+One retry layer, no duplicates: a chunk is sent again only when the export failed before its timeout
+(the endpoint refused the connection or answered with an error, so it stored nothing). An export that
+runs into its timeout may have been stored by a slow endpoint: it is never sent again, and its spans
+are counted as `export_timeout`. Within one export the OTLP exporter's own retries (the OTLP spec's
+transient errors, never after a timeout) stay bounded by `export_timeout_millis`.
 """
 
 from __future__ import annotations
@@ -21,91 +22,161 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from shinzo_otel._circuit_breaker import CircuitBreaker
 from shinzo_otel.privacy import Scrubber, attribute_dict
 
 _logger = logging.getLogger(__name__)
 
-DROP_QUEUE_FULL = "queue_full"
-DROP_BUFFER_FULL = "buffer_full"
-DROP_REDACTION_FAILURE = "redaction_failure"
-DROP_SHUTDOWN = "shutdown"
-DROP_REASONS = (DROP_QUEUE_FULL, DROP_BUFFER_FULL, DROP_REDACTION_FAILURE, DROP_SHUTDOWN)
-"""Why a span was not exported (`error.type` of `otel.sdk.processor.span.processed`)."""
+DROP_QUEUE_FULL: Final = "queue_full"
+DROP_BUFFER_FULL: Final = "buffer_full"
+DROP_REDACTION_FAILURE: Final = "redaction_failure"
+DROP_EXPORT_TIMEOUT: Final = "export_timeout"
+DROP_SHUTDOWN: Final = "shutdown"
+DROP_REASONS: Final = (
+    DROP_QUEUE_FULL,
+    DROP_BUFFER_FULL,
+    DROP_REDACTION_FAILURE,
+    DROP_EXPORT_TIMEOUT,
+    DROP_SHUTDOWN,
+)
+"""Why a span was not exported (`error.type` of `otel.sdk.processor.span.processed`):
+
+- `queue_full`: ended while `max_queue_size` spans were waiting for export;
+- `buffer_full`: the oldest of the spans kept while the endpoint refused them, evicted beyond
+  `retry_buffer_max_spans` / `retry_buffer_max_bytes`;
+- `redaction_failure`: the privacy rules raised on it (fail closed: never exported raw);
+- `export_timeout`: its export ran into `export_timeout_millis`; the endpoint may have stored it, and
+  it is not sent again (no duplicates);
+- `shutdown`: still waiting when `shutdown()` returned, or ended after it.
+"""
+
+_UNCONFIRMED_FRACTION: Final = 0.9
+"""An export that fails after this fraction of its timeout ran into the timeout (see module doc)."""
+_LOG_INTERVAL_SECONDS: Final = 60.0
 
 
-class CircuitBreaker:
-    """Closed -> open after `failure_threshold` consecutive failures -> one probe after `open_seconds`.
+class ExportStats:
+    """Counters of one pipeline: spans exported, and spans dropped by reason; thread-safe.
+
+    Drops are logged as they start, then at most once a minute; the processor logs the final summary
+    once, at shutdown.
+    """
+
+    def __init__(self, destination: str) -> None:
+        self.destination = destination
+        self._lock = threading.Lock()
+        self._exported = 0
+        self._dropped = dict.fromkeys(DROP_REASONS, 0)
+        self._logged_at: float | None = None
+
+    @property
+    def exported(self) -> int:
+        return self._exported
+
+    def dropped(self) -> dict[str, int]:
+        """A copy of the drop counters, every reason included."""
+        with self._lock:
+            return dict(self._dropped)
+
+    def add_exported(self, count: int) -> None:
+        with self._lock:
+            self._exported += count
+
+    def add_dropped(self, reason: str, count: int) -> None:
+        if count <= 0:
+            return
+        with self._lock:
+            self._dropped[reason] += count
+            now = time.monotonic()
+            # Shutdown drops are reported by the one summary line the processor logs then.
+            due = reason != DROP_SHUTDOWN and (
+                self._logged_at is None or now - self._logged_at >= _LOG_INTERVAL_SECONDS
+            )
+            if due:
+                self._logged_at = now
+        if due:
+            _logger.warning(
+                "shinzo_otel is dropping spans for %s; so far: %s", self.destination, self.summary()
+            )
+
+    def summary(self) -> str:
+        """`N exported, M dropped (reason=n, ...)`: one line for logs."""
+        dropped = {reason: count for reason, count in self.dropped().items() if count}
+        text = f"{self._exported} spans exported, {sum(dropped.values())} dropped"
+        if dropped:
+            text += " (" + ", ".join(f"{reason}={count}" for reason, count in dropped.items()) + ")"
+        return text
+
+    def reset(self) -> None:
+        """Zero every counter (a forked child starts its own accounting)."""
+        self._lock = threading.Lock()
+        self._exported = 0
+        self._dropped = dict.fromkeys(DROP_REASONS, 0)
+        self._logged_at = None
+
+
+class ScrubbingExporter(SpanExporter):
+    """Applies the privacy rules to a copy of every span, then passes the batch on (STYLE.md item 2).
 
     Args:
-        failure_threshold: consecutive failures that open the circuit (seed 002: 3).
-        open_seconds: how long the circuit stays open before a probe (seed 002: 60).
-        clock: monotonic seconds; injectable for tests.
+        exporter: the next exporter (the `RetryingExporter`).
+        scrubber: the privacy rules.
+        stats: where spans dropped by a failing rule are counted (`redaction_failure`).
+        on_batch: called first with each raw batch (the processor's queue accounting and the metrics
+            it derives from spans), on the export thread.
     """
 
     def __init__(
-        self, failure_threshold: int, open_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        exporter: SpanExporter,
+        scrubber: Scrubber,
+        stats: ExportStats,
+        on_batch: Callable[[Sequence[ReadableSpan]], None],
     ) -> None:
-        self._threshold = failure_threshold
-        self._open_seconds = open_seconds
-        self._clock = clock
-        self._failures = 0
-        self._open_until: float | None = None
+        self._exporter = exporter
+        self._scrubber = scrubber
+        self._stats = stats
+        self._on_batch = on_batch
 
-    @property
-    def is_open(self) -> bool:
-        """True while calls are refused (before the probe time)."""
-        return self.seconds_until_probe() > 0
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._on_batch(spans)
+        scrub = self._scrubber.scrub_span
+        scrubbed: list[ReadableSpan] = []
+        for span in spans:
+            try:
+                scrubbed.append(scrub(span))
+            except Exception:
+                # Fail closed (DESIGN.md "Privacy"): never export a span we could not redact.
+                _logger.debug("redaction failed; span dropped", exc_info=True)
+                self._stats.add_dropped(DROP_REDACTION_FAILURE, 1)
+        return self._exporter.export(scrubbed) if scrubbed else SpanExportResult.SUCCESS
 
-    def seconds_until_probe(self) -> float:
-        """0 when a call may be made now (closed, or open past its time: the probe)."""
-        if self._open_until is None:
-            return 0.0
-        return max(0.0, self._open_until - self._clock())
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
 
-    def allow(self) -> bool:
-        """Whether a call may be made now."""
-        return not self.is_open
-
-    def record(self, success: bool) -> None:
-        """Record the outcome of an allowed call."""
-        if success:
-            if self._open_until is not None:
-                _logger.info("OTLP endpoint reachable again; circuit closed")
-            self._failures = 0
-            self._open_until = None
-            return
-        self._failures += 1
-        if self._failures >= self._threshold:
-            if self._open_until is None:
-                _logger.warning(
-                    "%d consecutive export failures; not exporting for %.0f s",
-                    self._failures,
-                    self._open_seconds,
-                )
-            self._open_until = self._clock() + self._open_seconds
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
 
 
 def _approximate_size(span: ReadableSpan) -> int:
-    """Rough bytes a span holds, for the buffer's byte bound (not the wire size)."""
+    """Rough bytes a span holds, for the retry buffer's byte bound (not the wire size)."""
     size = 200 + len(span.name)
-    for key, value in attribute_dict(span.attributes).items():
-        size += len(key) + (len(value) if isinstance(value, str) else 16)
-    for event in span.events:
-        size += 64 + len(event.name)
-        for key, value in attribute_dict(event.attributes).items():
+    for attributes in (span.attributes, *(event.attributes for event in span.events)):
+        for key, value in attribute_dict(attributes).items():
             size += len(key) + (len(value) if isinstance(value, str) else 16)
-    return size
+    return size + 64 * len(span.events)
 
 
-class _SendBuffer:
-    """Spans waiting to be sent, oldest first, bounded in count and approximate bytes. Not locked:
-    its owner holds the lock."""
+class _RetryBuffer:
+    """Spans the endpoint refused, oldest first, bounded in count and approximate bytes; the oldest
+    are evicted beyond the bounds. Not locked: its owner holds the lock."""
 
     def __init__(self, max_spans: int, max_bytes: int) -> None:
         self._max_spans = max_spans
@@ -116,186 +187,215 @@ class _SendBuffer:
     def __len__(self) -> int:
         return len(self._spans)
 
-    def append(self, spans: Sequence[ReadableSpan]) -> int:
-        """Add the newest spans; returns how many of the oldest were evicted to stay in bounds."""
+    def keep(self, spans: Iterable[ReadableSpan]) -> int:
+        """Add spans (newest last); returns how many of the oldest were evicted."""
         for span in spans:
-            self._push(span, _approximate_size(span), left=False)
-        return self._evict()
-
-    def put_back(self, spans: Sequence[tuple[ReadableSpan, int]]) -> int:
-        """Return a chunk that failed to the front (it is the oldest); returns how many were evicted."""
-        for span, size in reversed(spans):
-            self._push(span, size, left=True)
-        return self._evict()
-
-    def take(self, count: int) -> list[tuple[ReadableSpan, int]]:
-        """Remove and return up to `count` of the oldest spans (with their sizes)."""
-        chunk = [self._spans.popleft() for _ in range(min(count, len(self._spans)))]
-        self._bytes -= sum(size for _, size in chunk)
-        return chunk
-
-    def _push(self, span: ReadableSpan, size: int, left: bool) -> None:
-        if left:
-            self._spans.appendleft((span, size))
-        else:
+            size = _approximate_size(span)
             self._spans.append((span, size))
-        self._bytes += size
-
-    def _evict(self) -> int:
+            self._bytes += size
         evicted = 0
         while self._spans and (len(self._spans) > self._max_spans or self._bytes > self._max_bytes):
-            _, size = self._spans.popleft()
-            self._bytes -= size
+            self._bytes -= self._spans.popleft()[1]
             evicted += 1
         return evicted
 
-
-@dataclass
-class PipelineSettings:
-    """Resolved settings of the export pipeline (see `ShinzoConfig` for meanings and defaults)."""
-
-    max_export_batch_size: int
-    retry_buffer_max_spans: int
-    retry_buffer_max_bytes: int
-    circuit_breaker_failures: int
-    circuit_breaker_open_seconds: float
+    def take_all(self) -> list[ReadableSpan]:
+        spans = [span for span, _ in self._spans]
+        self._spans.clear()
+        self._bytes = 0
+        return spans
 
 
-class ExportPipeline(SpanExporter):
-    """The exporter `BatchSpanProcessor` hands batches to: scrubs them into the send buffer, from
-    which a sender thread exports them.
+class RetryingExporter(SpanExporter):
+    """Sends chunks to the real exporter through a circuit breaker; keeps refused spans for later.
 
     Args:
-        exporter: the real exporter (OTLP or the embedded store).
-        scrubber: the privacy rules.
-        settings: batching and resilience settings.
-        on_received: called with each batch before it is scrubbed (the processor's queue accounting
-            and the metrics it derives from spans).
-        on_dropped: called with `(reason, count)` for spans that will never be exported.
-        on_exported: called with the number of spans exported successfully.
+        exporter: the real exporter, or a zero-argument factory of it. With a factory, a forked child
+            builds its own (a gRPC channel, an HTTP connection pool or a SQLite connection must not be
+            shared with the parent); with an instance, the child uses the parent's.
+        stats: where exports and drops are counted.
+        max_export_batch_size: spans per call of the real exporter.
+        export_timeout_millis: the real exporter's timeout (see the module doc for its use).
+        retry_buffer_max_spans, retry_buffer_max_bytes: bound of the spans kept for retry.
+        circuit_breaker_failures, circuit_breaker_open_millis: the breaker (seed 002: 3, 60000).
+
+    Kept spans go out, oldest first, with the next export (the next batch the worker hands over),
+    `force_flush`, or shutdown; while the breaker is open nothing is sent.
     """
 
     def __init__(
         self,
-        exporter: SpanExporter,
-        scrubber: Scrubber,
-        settings: PipelineSettings,
+        exporter: SpanExporter | Callable[[], SpanExporter],
+        stats: ExportStats,
         *,
-        on_received: Callable[[Sequence[ReadableSpan]], None],
-        on_dropped: Callable[[str, int], None],
-        on_exported: Callable[[int], None],
+        max_export_batch_size: int,
+        export_timeout_millis: int,
+        retry_buffer_max_spans: int,
+        retry_buffer_max_bytes: int,
+        circuit_breaker_failures: int,
+        circuit_breaker_open_millis: int,
     ) -> None:
-        self._exporter = exporter
-        self._scrubber = scrubber
-        self._batch_size = settings.max_export_batch_size
-        self._on_received = on_received
-        self._on_dropped = on_dropped
-        self._on_exported = on_exported
-        self._breaker = CircuitBreaker(
-            settings.circuit_breaker_failures, settings.circuit_breaker_open_seconds
-        )
-        self._buffer = _SendBuffer(settings.retry_buffer_max_spans, settings.retry_buffer_max_bytes)
-        self._in_transit = 0
-        self._failures = 0
-        self._closing = False
-        self._changed = threading.Condition()
-        self._sender = threading.Thread(target=self._send_loop, name="ShinzoExportSender", daemon=True)
-        self._sender.start()
+        self._factory = None if isinstance(exporter, SpanExporter) else exporter
+        self._exporter = exporter if isinstance(exporter, SpanExporter) else exporter()
+        self._stats = stats
+        self._batch_size = max_export_batch_size
+        self._timeout = export_timeout_millis / 1000
+        self._buffer_bounds = (retry_buffer_max_spans, retry_buffer_max_bytes)
+        self._breaker_settings = (circuit_breaker_failures, circuit_breaker_open_millis / 1000)
+        self._init_state()
 
-    @property
-    def circuit_open(self) -> bool:
-        """True while the circuit breaker refuses exports."""
-        return self._breaker.is_open
+    def _init_state(self) -> None:
+        self._buffer = _RetryBuffer(*self._buffer_bounds)
+        self._breaker = CircuitBreaker(*self._breaker_settings)
+        # Held for a whole export (the worker) or flush (a caller's thread): one sender at a time.
+        self._sending = threading.Lock()
+        self._in_flight = 0
+        self._last_failed = False
+        self._closing = False
+        self._finished = False
+        self._exporter_shut_down = False
+        self._forked = False
 
     @property
     def pending(self) -> int:
-        """Spans scrubbed but not yet exported (waiting in the buffer or being sent)."""
-        with self._changed:
-            return len(self._buffer) + self._in_transit
+        """Spans the endpoint refused, kept to be sent again."""
+        return len(self._buffer)
+
+    @property
+    def circuit_open(self) -> bool:
+        return self._breaker.is_open
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Scrub `spans` into the send buffer; never waits for the network."""
-        self._on_received(spans)
-        prepared = [span for span in map(self._prepare, spans) if span is not None]
-        with self._changed:
-            evicted = self._buffer.append(prepared)
-            self._changed.notify_all()
-        if evicted:
-            self._on_dropped(DROP_BUFFER_FULL, evicted)
-        return SpanExportResult.SUCCESS
+        """Send the kept spans, then `spans`, in chunks; keep what the endpoint refuses. Runs on the
+        batch worker, whose instrumentation is suppressed."""
+        with self._sending:
+            if self._forked:
+                self._start_in_child()
+            if self._finished:
+                self._stats.add_dropped(DROP_SHUTDOWN, len(spans))
+                return SpanExportResult.FAILURE
+            return self._send_all([*self._buffer.take_all(), *spans])
 
-    def flush(self, timeout_seconds: float) -> bool:
-        """Wait until the buffer is sent; False when a send fails or the breaker is open meanwhile,
-        or on timeout."""
-        deadline = time.monotonic() + timeout_seconds
-        with self._changed:
-            failures = self._failures
-            while len(self._buffer) or self._in_transit:
-                remaining = deadline - time.monotonic()
-                if self._failures != failures or self._breaker.is_open or remaining <= 0 or self._closing:
-                    return False
-                self._changed.wait(remaining)
-            return True
+    def flush(self, timeout_millis: int) -> bool:
+        """Send the kept spans now (a caller's thread: instrumentation suppressed here). True when
+        nothing is left; False when the endpoint refuses, the breaker is open, or the worker's export
+        did not finish within `timeout_millis`."""
+        if not self._sending.acquire(timeout=timeout_millis / 1000):
+            return False
+        try:
+            if self._finished:
+                return False
+            if self._buffer:
+                with suppress_instrumentation():
+                    self._send_all(self._buffer.take_all())
+            return not self._buffer and not self._last_failed
+        finally:
+            self._sending.release()
 
-    def shutdown(self) -> None:
-        """One last attempt to send the buffer (unless the breaker is open), then stop; what is left
-        is counted as dropped (`shutdown`)."""
-        with self._changed:
-            self._closing = True
-            self._changed.notify_all()
-        self._sender.join()
-        with self._changed:
-            left = self._buffer.take(len(self._buffer))
-        unsent = 0
-        for start in range(0, len(left), self._batch_size):
-            chunk = left[start : start + self._batch_size]
-            if not self._breaker.allow() or not self._send(chunk):
-                unsent += len(chunk)
-        if unsent:
-            self._on_dropped(DROP_SHUTDOWN, unsent)
-        self._exporter.shutdown()
+    def start_closing(self) -> None:
+        """From now on: no attempt after a failure, none while the breaker is open, and none if the
+        last export failed. If it did, the real exporter is shut down at once, which cuts short the
+        backoff of an export in progress: a dead endpoint does not hold shutdown up."""
+        self._closing = True
+        if self._last_failed:
+            self._shutdown_exporter()
+
+    def finish(self) -> None:
+        """Stop for good: spans still kept or being sent are counted as dropped (`shutdown`); the real
+        exporter is shut down (which also cuts an export stuck in a backoff). Idempotent; never waits
+        for an export in progress (that export counts its own leftovers when it returns)."""
+        if self._finished:
+            return
+        idle = self._sending.acquire(blocking=False)
+        try:
+            self._finished = True
+            self._stats.add_dropped(DROP_SHUTDOWN, len(self._buffer.take_all()) + self._in_flight)
+        finally:
+            if idle:
+                self._sending.release()
+        self._shutdown_exporter()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.flush(timeout_millis / 1000)
+        return self.flush(timeout_millis)
 
-    def _prepare(self, span: ReadableSpan) -> ReadableSpan | None:
+    def shutdown(self) -> None:
+        """Called by the batch processor once its worker has stopped."""
+        self.finish()
+
+    def after_fork(self) -> None:
+        """In a forked child (called from the processor's `os.register_at_fork` hook): the parent's
+        kept spans are the parent's to send; locks and breaker start afresh; the real exporter is
+        rebuilt on the first export when a factory was given."""
+        self._init_state()
+        self._forked = True
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _may_send(self) -> bool:
+        if self._finished or (self._closing and self._last_failed):
+            return False
+        return self._breaker.allow()
+
+    def _send_all(self, spans: list[ReadableSpan]) -> SpanExportResult:
+        index = 0
+        while index < len(spans) and self._may_send():
+            chunk = spans[index : index + self._batch_size]
+            index += len(chunk)
+            if not self._send(chunk):
+                index -= len(chunk)  # refused: nothing was stored, so the chunk is kept
+                break
+            if self._last_failed:  # ran into the timeout: counted as dropped, never sent again
+                break
+        left = spans[index:]
+        if left and self._finished:
+            self._stats.add_dropped(DROP_SHUTDOWN, len(left))
+        elif left:
+            self._stats.add_dropped(DROP_BUFFER_FULL, self._buffer.keep(left))
+        return SpanExportResult.FAILURE if left or self._last_failed else SpanExportResult.SUCCESS
+
+    def _send(self, chunk: list[ReadableSpan]) -> bool:
+        """Export one chunk. False when it was refused (keep it); True when it is settled: exported,
+        or dropped after running into the timeout."""
+        self._in_flight = len(chunk)
+        started = time.monotonic()
         try:
-            return self._scrubber.scrub_span(span)
-        except Exception:
-            # Fail closed (DESIGN.md "Privacy"): never export a span we could not redact.
-            _logger.debug("redaction failed; span dropped", exc_info=True)
-            self._on_dropped(DROP_REDACTION_FAILURE, 1)
-            return None
-
-    def _send_loop(self) -> None:
-        while True:
-            with self._changed:
-                while not self._closing and (not self._buffer or not self._breaker.allow()):
-                    self._changed.wait(self._breaker.seconds_until_probe() if self._buffer else None)
-                if self._closing:
-                    return  # shutdown sends what is left
-                chunk = self._buffer.take(self._batch_size)
-                self._in_transit = len(chunk)
-            sent = self._send(chunk)
-            with self._changed:
-                self._in_transit = 0
-                evicted = 0 if sent else self._buffer.put_back(chunk)
-                self._changed.notify_all()
-            if evicted:
-                self._on_dropped(DROP_BUFFER_FULL, evicted)
-
-    def _send(self, chunk: list[tuple[ReadableSpan, int]]) -> bool:
-        """Export one chunk (outside the lock: it may take the exporter's whole timeout)."""
-        spans = [span for span, _ in chunk]
-        try:
-            success = self._exporter.export(spans) is SpanExportResult.SUCCESS
+            success = self._exporter.export(chunk) is SpanExportResult.SUCCESS
         except Exception:
             _logger.debug("exporter raised", exc_info=True)
             success = False
-        with self._changed:
-            self._breaker.record(success)
-            if not success:
-                self._failures += 1
+        elapsed = time.monotonic() - started
+        self._in_flight = 0
+        if self._finished:  # shutdown gave up waiting and already counted this chunk
+            return True
+        self._last_failed = not success
         if success:
-            self._on_exported(len(spans))
-        return success
+            self._stats.add_exported(len(chunk))
+            if self._breaker.record_success():
+                _logger.info("%s reachable again; exporting", self._stats.destination)
+            return True
+        if self._breaker.record_failure():
+            _logger.warning(
+                "%d consecutive failed exports to %s; not exporting for %.0f s (spans are kept, up to "
+                "retry_buffer_max_spans)",
+                self._breaker.failure_threshold,
+                self._stats.destination,
+                self._breaker.open_seconds,
+            )
+        if elapsed >= _UNCONFIRMED_FRACTION * self._timeout:
+            self._stats.add_dropped(DROP_EXPORT_TIMEOUT, len(chunk))
+            return True
+        return False
+
+    def _start_in_child(self) -> None:
+        self._forked = False
+        if self._factory is not None:
+            self._exporter = self._factory()  # the parent's is abandoned, never shut down from here
+
+    def _shutdown_exporter(self) -> None:
+        if self._exporter_shut_down:
+            return
+        self._exporter_shut_down = True
+        try:
+            self._exporter.shutdown()
+        except Exception:
+            _logger.debug("exporter shutdown raised", exc_info=True)

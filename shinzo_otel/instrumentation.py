@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -21,8 +22,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _mcp2 as _adapter
+from shinzo_otel import _routing
 from shinzo_otel import _semconv as sc
-from shinzo_otel._export import build_metric_exporter, build_span_exporter
+from shinzo_otel._export import build_metric_exporter, destination, span_exporter_factory
 from shinzo_otel._tracing import RequestTracer
 from shinzo_otel.config import ShinzoConfig
 from shinzo_otel.processor import ShinzoSpanProcessor
@@ -33,7 +35,9 @@ _VERSION = "0.1.0"
 
 _lock = threading.Lock()
 _instrumented: weakref.WeakKeyDictionary[Any, Observability] = weakref.WeakKeyDictionary()
-_processors: weakref.WeakKeyDictionary[TracerProvider, ShinzoSpanProcessor] = weakref.WeakKeyDictionary()
+_MIN_METRICS_SHUTDOWN_MILLIS = 100
+_created_providers: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+"""Providers `instrument_server` created; shut down when their last server shuts down."""
 
 
 class McpServerInstrumentation:
@@ -119,34 +123,41 @@ class Observability:
         self._logical_sessions = logical_sessions
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export every finished span (and our metrics) now; blocks. False if spans are still waiting."""
+        """Export every finished span, then our metrics (the operation metric comes from the spans);
+        blocks. False if spans are still waiting."""
+        flushed = self.processor is None or self.processor.force_flush(timeout_millis)
         if isinstance(self._owned_meter_provider, SdkMeterProvider):
             self._owned_meter_provider.force_flush(timeout_millis)
-        return self.processor is None or self.processor.force_flush(timeout_millis)
+        return flushed
 
     async def shutdown(self) -> None:
-        """End every open session, flush, and stop exporting (off the event loop).
+        """End every open session, flush, and stop this server's export (off the event loop); within
+        `export_timeout_millis` even when the endpoint is dead.
 
-        Leaves the host's TracerProvider running; shuts down the provider only when we created it.
+        Other servers on the same TracerProvider keep exporting. The host's provider keeps running;
+        a provider `instrument_server` created is shut down with the last server using it.
         """
         if self._logical_sessions is not None:
             self._logical_sessions.close()
         self.sessions.end_all("shutdown")
         await self.instrumentation.complete_session()
-        if self.processor is None:
+        provider, processor = self.tracer_provider, self.processor
+        if processor is None or not isinstance(provider, TracerProvider):
             return
-        if self._owns_provider and isinstance(self.tracer_provider, TracerProvider):
-            await anyio.to_thread.run_sync(self.tracer_provider.shutdown)
-        else:
-            await anyio.to_thread.run_sync(self.processor.shutdown)
-        with _lock:
-            if (
-                isinstance(self.tracer_provider, TracerProvider)
-                and _processors.get(self.tracer_provider) is self.processor
-            ):
-                del _processors[self.tracer_provider]
-        if isinstance(self._owned_meter_provider, SdkMeterProvider):
-            await anyio.to_thread.run_sync(self._owned_meter_provider.shutdown)
+        started = time.monotonic()
+        await anyio.to_thread.run_sync(processor.shutdown)
+        if _routing.detach(provider, processor) and provider in _created_providers:
+            await anyio.to_thread.run_sync(provider.shutdown)
+        meter_provider = self._owned_meter_provider
+        if isinstance(meter_provider, SdkMeterProvider):
+            # After the spans (the operation metric comes from them), in what is left of the one
+            # export timeout that bounds the whole shutdown.
+            spent = (time.monotonic() - started) * 1000
+            budget = max(_MIN_METRICS_SHUTDOWN_MILLIS, self.config.export_timeout_millis - spent)
+            try:
+                await anyio.to_thread.run_sync(lambda: meter_provider.shutdown(timeout_millis=budget))
+            except Exception:  # telemetry never breaks the host
+                _logger.warning("shinzo_otel metrics did not shut down cleanly", exc_info=True)
 
 
 INSTRUMENTATION_ENTRY_POINT = "shinzo_mcp"
@@ -183,15 +194,19 @@ def _resolve_tracer_provider(
 def _resolve_meter_provider(
     config: ShinzoConfig, meter_provider: MeterProvider | None, resource: Resource
 ) -> tuple[MeterProvider, bool]:
-    """The host's MeterProvider (passed in or the global SDK one), else ours over OTLP when an endpoint
-    is configured (not made global: the host's metrics are the host's business), else the global
-    no-op. The embedded store keeps traces only. Returns the provider and whether we created it."""
+    """The host's MeterProvider (passed in or the global SDK one), else ours over OTLP to the metrics
+    endpoint (`ShinzoConfig.metrics_endpoint`; not made global: the host's metrics are the host's
+    business), else the global no-op (no metrics endpoint, `OTEL_METRICS_EXPORTER=none`; the embedded
+    store keeps traces only). Returns the provider and whether we created it."""
     if meter_provider is not None:
         return meter_provider, False
     global_provider = metrics.get_meter_provider()
-    if isinstance(global_provider, SdkMeterProvider) or config.resolved_endpoint() is None:
+    if isinstance(global_provider, SdkMeterProvider):
         return global_provider, False
-    reader = PeriodicExportingMetricReader(build_metric_exporter(config))
+    exporter = build_metric_exporter(config)
+    if exporter is None:  # no metrics endpoint, or OTEL_METRICS_EXPORTER=none
+        return global_provider, False
+    reader = PeriodicExportingMetricReader(exporter)
     return SdkMeterProvider(resource=resource, metric_readers=[reader]), True
 
 
@@ -214,8 +229,8 @@ def instrument_server(
     """Instrument an mcp 2.x `Server` or `MCPServer`: every session and message becomes OTel spans.
 
     Installs our middleware first in `server.middleware` in place of the SDK's built-in
-    `OpenTelemetryMiddleware` (so each message gets exactly one SERVER span), and adds one
-    `ShinzoSpanProcessor` to the TracerProvider.
+    `OpenTelemetryMiddleware` (so each message gets exactly one SERVER span), and gives the server its own
+    `ShinzoSpanProcessor` (its privacy rules and exporter), attached to the TracerProvider.
 
     Args:
         server: the server to instrument.
@@ -256,31 +271,23 @@ def instrument_server(
         meter_provider, owns_meter_provider = _resolve_meter_provider(
             resolved, meter_provider, provider.resource
         )
-        processor = _processors.get(provider)
-        if processor is None:
-            processor = ShinzoSpanProcessor(
-                build_span_exporter(resolved),
-                capture_content=resolved.enable_argument_collection,
-                privacy=resolved.privacy,
-                schedule_delay_millis=resolved.schedule_delay_millis,
-                max_export_batch_size=resolved.max_export_batch_size,
-                max_queue_size=resolved.max_queue_size,
-                export_timeout_millis=resolved.export_timeout_millis,
-                retry_buffer_max_spans=resolved.retry_buffer_max_spans,
-                retry_buffer_max_bytes=resolved.retry_buffer_max_bytes,
-                circuit_breaker_failures=resolved.circuit_breaker_failures,
-                circuit_breaker_open_millis=resolved.circuit_breaker_open_millis,
-                meter_provider=meter_provider,
-            )
-            provider.add_span_processor(processor)
-            _processors[provider] = processor
+        if owns_provider:
+            _created_providers.add(provider)
+        # One pipeline per server, even on a shared provider: its own privacy rules, exporter and
+        # shutdown (the provider's router hands each span to the server whose request started it).
+        processor = ShinzoSpanProcessor(
+            span_exporter_factory(resolved),
+            resolved,
+            meter_provider=meter_provider,
+            destination=destination(resolved),
+        )
+        _routing.attach(provider, processor)
         session_duration = _session_duration(meter_provider)
         tracer = provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION)
         idle_timeout_seconds = resolved.session_idle_timeout_millis / 1000
         sessions = SessionManager(
             tracer,
             session_duration,
-            on_boundary=processor.request_flush,
             idle_timeout_seconds=idle_timeout_seconds,
         )
         logical_sessions = LogicalSessions(sessions, idle_timeout_seconds)

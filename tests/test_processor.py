@@ -13,17 +13,18 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import ShinzoSpanProcessor
-from shinzo_otel._pipeline import CircuitBreaker
+from shinzo_otel._circuit_breaker import CircuitBreaker
 from shinzo_otel.privacy import REDACTED, REDACTED_KEYS_ATTRIBUTE, PrivacyRules, RedactionMatch
 from tests.otlp_receiver import OtlpReceiver
 
 
 def _processor(receiver: OtlpReceiver, **settings: Any) -> ShinzoSpanProcessor:
-    exporter = OTLPSpanExporter(
-        endpoint=f"{receiver.http_endpoint}/v1/traces", timeout=settings.pop("timeout", 2)
-    )
-    settings.setdefault("schedule_delay_millis", 60000)  # exports only when the test asks
-    return ShinzoSpanProcessor(exporter, **settings)
+    """A processor exporting OTLP/HTTP to `receiver`; `timeout` (seconds) is the export timeout."""
+    timeout = settings.pop("timeout", 2)
+    settings.setdefault("schedule_delay_millis", 60000)  # exports only when the test asks (or a batch fills)
+    settings["export_timeout_millis"] = int(timeout * 1000)
+    url = f"{receiver.http_endpoint}/v1/traces"
+    return ShinzoSpanProcessor(lambda: OTLPSpanExporter(endpoint=url, timeout=timeout), settings)
 
 
 @pytest.fixture
@@ -40,12 +41,17 @@ def _end_spans(provider: TracerProvider, count: int, **attributes: Any) -> None:
             pass
 
 
-def _accounted(processor: ShinzoSpanProcessor) -> int:
-    return processor.exported_spans + sum(processor.dropped_spans.values()) + processor.pending_retries
+def _wait(condition: Any, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_privacy_rules_apply_to_every_span_on_export(receiver: OtlpReceiver, provider: TracerProvider):
-    processor = _processor(receiver, capture_content=True)
+    processor = _processor(receiver, enable_argument_collection=True)
     provider.add_span_processor(processor)
     _end_spans(
         provider,
@@ -71,7 +77,7 @@ def test_privacy_rules_apply_to_every_span_on_export(receiver: OtlpReceiver, pro
 
 
 def test_content_attributes_dropped_when_collection_off(receiver: OtlpReceiver, provider: TracerProvider):
-    processor = _processor(receiver)  # capture_content defaults to False
+    processor = _processor(receiver)  # enable_argument_collection defaults to False
     provider.add_span_processor(processor)
     _end_spans(provider, 1, **{"gen_ai.tool.call.result": "private result", "gen_ai.tool.name": "t"})
     assert processor.force_flush()
@@ -95,32 +101,58 @@ def test_redaction_failure_drops_the_span_fail_closed(receiver: OtlpReceiver, pr
     processor.shutdown()
 
 
-def test_outage_within_the_buffer_loses_nothing(receiver: OtlpReceiver, provider: TracerProvider):
+def test_full_batches_are_exported_at_once(receiver: OtlpReceiver, provider: TracerProvider):
+    processor = _processor(receiver, max_export_batch_size=50, max_queue_size=1000)
+    provider.add_span_processor(processor)
+    _end_spans(provider, 200)  # the 60 s schedule never fires: only full batches go out
+    receiver.wait_for_spans(200, timeout=30)
+    sizes = [
+        sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+        for request in receiver.trace_requests
+    ]
+    assert sizes == [50, 50, 50, 50]
+    processor.shutdown()
+
+
+def test_outage_within_the_buffer_loses_nothing_and_sends_nothing_twice(
+    receiver: OtlpReceiver, provider: TracerProvider
+):
     processor = _processor(
         receiver,
         max_export_batch_size=50,
         timeout=0.3,
         circuit_breaker_failures=2,
-        circuit_breaker_open_millis=200,
+        circuit_breaker_open_millis=1000,
     )
     provider.add_span_processor(processor)
     _end_spans(provider, 100)
     assert processor.force_flush()
-    receiver.set_mode("unavailable")
+    receiver.set_mode("unavailable")  # HTTP 503: nothing stored, so the spans are kept
     _end_spans(provider, 300)
     assert not processor.force_flush()
-    deadline = time.monotonic() + 10
-    while not processor.circuit_open and time.monotonic() < deadline:  # the sender retries, then opens
-        time.sleep(0.01)
     assert processor.circuit_open and processor.pending_retries == 300
     receiver.set_mode("ok")
     _end_spans(provider, 100)
     # The breaker lets a probe through once its open time has passed; then the buffer drains.
-    deadline = time.monotonic() + 10
-    while not processor.force_flush() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(receiver.spans()) == 500
+    assert _wait(processor.force_flush)
+    spans = receiver.spans()
+    assert len(spans) == 500 and len({span.span_id for span in spans}) == 500
     assert processor.exported_spans == 500 and not any(processor.dropped_spans.values())
+    processor.shutdown()
+
+
+def test_an_export_that_times_out_is_never_sent_again(receiver: OtlpReceiver, provider: TracerProvider):
+    processor = _processor(receiver, timeout=0.5)
+    provider.add_span_processor(processor)
+    receiver.set_mode("hang")  # the request arrives, the answer never comes: stored or not, nobody knows
+    _end_spans(provider, 5)
+    assert not processor.force_flush()
+    assert processor.dropped_spans["export_timeout"] == 5 and processor.pending_retries == 0
+    receiver.set_mode("ok")
+    _end_spans(provider, 1)
+    assert processor.force_flush()
+    assert len(receiver.raw_bytes) == 2  # the hung request and the new span's: no resend
+    assert len(receiver.spans()) == 1 and processor.exported_spans == 1
     processor.shutdown()
 
 
@@ -143,7 +175,7 @@ def test_dead_endpoint_memory_bounded_and_drops_counted(provider: TracerProvider
         dropped = processor.dropped_spans
         assert dropped["buffer_full"] + dropped["queue_full"] >= 1000 - 100 - 64
         processor.shutdown()
-    # Every span ended is accounted for: exported, dropped by a reason, or (before shutdown) waiting.
+    # Every span ended is accounted for: exported, or dropped by a reason.
     assert processor.exported_spans == 0
     assert sum(processor.dropped_spans.values()) == 1000
     assert processor.dropped_spans["shutdown"] >= 1
@@ -163,7 +195,10 @@ def test_retry_buffer_bounded_in_bytes(receiver: OtlpReceiver, provider: TracerP
 def test_processor_metrics_use_sdk_self_observability_names(receiver: OtlpReceiver, provider: TracerProvider):
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    processor = _processor(receiver, meter_provider=meter_provider, max_queue_size=100)
+    url = f"{receiver.http_endpoint}/v1/traces"
+    processor = ShinzoSpanProcessor(
+        lambda: OTLPSpanExporter(endpoint=url), {"max_queue_size": 100}, meter_provider=meter_provider
+    )
     provider.add_span_processor(processor)
     _end_spans(provider, 7)
     assert processor.force_flush()
@@ -178,7 +213,7 @@ def test_processor_metrics_use_sdk_self_observability_names(receiver: OtlpReceiv
         point.attributes.get("error.type"): point.value
         for point in points["otel.sdk.processor.span.processed"]
     }
-    assert processed[None] == 7 and processed["queue_full"] == 0
+    assert processed[None] == 7 and processed["queue_full"] == 0 and processed["export_timeout"] == 0
     (capacity,) = points["otel.sdk.processor.span.queue.capacity"]
     assert capacity.value == 100 and capacity.attributes["otel.component.type"] == "shinzo_span_processor"
     processor.shutdown()
@@ -188,36 +223,33 @@ def test_processor_metrics_use_sdk_self_observability_names(receiver: OtlpReceiv
 def test_circuit_breaker_opens_after_threshold_and_probes():
     now = [0.0]
     breaker = CircuitBreaker(failure_threshold=3, open_seconds=60, clock=lambda: now[0])
-    for _ in range(2):
-        breaker.record(False)
+    assert not breaker.record_failure() and not breaker.record_failure()
     assert breaker.allow()  # two failures: still closed
-    breaker.record(False)
-    assert not breaker.allow() and breaker.is_open
+    assert breaker.record_failure()  # the third opens it
+    assert not breaker.allow() and breaker.is_open and breaker.seconds_until_probe() == 60
     now[0] = 59.9
     assert not breaker.allow()
     now[0] = 60.0
     assert breaker.allow()  # the probe
-    breaker.record(False)  # probe failed: open again for 60 s
+    assert breaker.record_failure()  # probe failed: open again for 60 s
     assert not breaker.allow()
     now[0] = 120.0
-    breaker.record(True)
-    assert breaker.allow() and not breaker.is_open
+    assert breaker.record_success()  # it was open: recovered
+    assert breaker.allow() and not breaker.is_open and not breaker.record_success()
 
 
-def test_bad_explicit_settings_raise_value_error(receiver: OtlpReceiver):
+def test_circuit_breaker_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="failure_threshold"):
+        CircuitBreaker(failure_threshold=0, open_seconds=1)
+    with pytest.raises(ValueError, match="open_seconds"):
+        CircuitBreaker(failure_threshold=1, open_seconds=-1)
+
+
+def test_bad_explicit_settings_raise_value_error_naming_the_key(receiver: OtlpReceiver):
     exporter = OTLPSpanExporter(endpoint=f"{receiver.http_endpoint}/v1/traces")
-    with pytest.raises(ValueError, match="otel_bsp_max_queue_size"):
-        ShinzoSpanProcessor(exporter, max_queue_size=0)
+    with pytest.raises(ValueError, match="max_queue_size"):
+        ShinzoSpanProcessor(exporter, {"max_queue_size": 0})
     with pytest.raises(ValueError, match="max_export_batch_size"):
-        ShinzoSpanProcessor(exporter, max_queue_size=10, max_export_batch_size=20)
-
-
-def test_bad_environment_value_falls_back_with_a_warning(
-    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-):
-    monkeypatch.setenv("SHINZO_CIRCUIT_BREAKER_FAILURES", "many")
-    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "77")
-    processor = _processor(receiver)
-    assert "SHINZO_CIRCUIT_BREAKER_FAILURES" in caplog.text
-    assert processor._max_queue_size == 77
-    processor.shutdown()
+        ShinzoSpanProcessor(exporter, {"max_queue_size": 10, "max_export_batch_size": 20})
+    with pytest.raises(ValueError, match="schedule_delay: unknown key"):
+        ShinzoSpanProcessor(exporter, {"schedule_delay": 10})

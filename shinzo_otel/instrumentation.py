@@ -21,9 +21,9 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from shinzo_otel import _mcp2 as _adapter
 from shinzo_otel import _routing
 from shinzo_otel import _semconv as sc
+from shinzo_otel._adapter import adapter as _adapter
 from shinzo_otel._export import build_metric_exporter, destination, span_exporter_factory
 from shinzo_otel._tracing import RequestTracer
 from shinzo_otel.config import ShinzoConfig

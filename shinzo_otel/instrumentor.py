@@ -2,7 +2,8 @@
 
 `McpInstrumentor` is registered under the `opentelemetry_instrumentor` entry point `shinzo_mcp`
 (STYLE.md item 8). It wraps the mcp low-level `Server.__init__`, so every server the program
-creates (`Server`, `MCPServer` and FastMCP 4, which build one) goes through `instrument_server`
+creates (`Server`, and the frameworks that build one: `MCPServer` and FastMCP 4 on mcp 2.x, `FastMCP`
+and FastMCP 2 / 3 on mcp 1.x) goes through `instrument_server`
 with a config from the environment: `server_name` is the server's name, the exporter comes from the
 `OTEL_EXPORTER_OTLP_*` variables (the embedded store when none is set), and
 `SHINZO_ENABLE_ARGUMENT_COLLECTION=true` turns content capture on.
@@ -36,18 +37,18 @@ _TARGET = "Server.__init__"
 
 
 class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments every mcp 2.x server created after `instrument()`.
+    """Instruments every mcp server (1.x or 2.x) created after `instrument()`.
 
     Keyword arguments of `instrument()`: `config` (a `ShinzoConfig` or dict; `server_name` defaults
     to each server's name), `tracer_provider`, `meter_provider`. `uninstrument()` restores
-    `Server.__init__` and removes our middleware from the servers it instrumented.
+    `Server.__init__` and removes our hooks from the servers it instrumented.
     """
 
     def __init__(self) -> None:
         self._servers: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("mcp >= 2.3, < 3",)
+        return ("mcp >= 1.24, != 2.0.*, != 2.1.*, != 2.2.*, < 3",)
 
     def _instrument(self, **kwargs: Any) -> None:
         config = dict(kwargs.get("config") or {})

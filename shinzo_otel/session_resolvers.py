@@ -7,19 +7,32 @@ authenticated subject); requests with the same key share one logical session, wh
 identity); the session gets a fresh `session.id`.
 
 Pass one as config `session_resolver`; without one, stateless requests stay standalone traces.
+
+A resolver receives the native request context of the installed mcp: a `ServerRequestContext` on
+mcp 2.x, a `RequestContext` on mcp 1.x (`request_id`, `meta`, `request`; its `session` is None, the
+message has not reached the server yet). The built-ins below read both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.context import ServerRequestContext
 
-SessionResolver = Callable[[ServerRequestContext[Any, Any]], "str | None"]
-"""`(request context) -> session key or None`. Called on the request path: keep it cheap. An
+SessionResolver = Callable[[Any], "str | None"]
+"""`(native request context) -> session key or None`. Called on the request path: keep it cheap. An
 exception counts as None."""
+
+
+def _meta(ctx: Any) -> Mapping[str, Any]:
+    """`params._meta` of the request: a mapping on mcp 2.x, a pydantic model whose extra keys hold
+    the vendor entries on mcp 1.x."""
+    meta = ctx.meta
+    if isinstance(meta, Mapping):
+        return meta
+    extra = getattr(meta, "model_extra", None)
+    return extra if isinstance(extra, Mapping) else {}
 
 
 def meta_key(key: str) -> SessionResolver:
@@ -29,8 +42,8 @@ def meta_key(key: str) -> SessionResolver:
         key: the `_meta` key, e.g. `"com.example/sessionKey"`.
     """
 
-    def resolve(ctx: ServerRequestContext[Any, Any]) -> str | None:
-        value = (ctx.meta or {}).get(key)
+    def resolve(ctx: Any) -> str | None:
+        value = _meta(ctx).get(key)
         return value if isinstance(value, str) and value else None
 
     return resolve
@@ -43,7 +56,7 @@ def header(name: str) -> SessionResolver:
         name: header name, case-insensitive (e.g. `"x-conversation-id"`).
     """
 
-    def resolve(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    def resolve(ctx: Any) -> str | None:
         headers = getattr(ctx.request, "headers", None)
         value = headers.get(name) if headers is not None else None
         return value if isinstance(value, str) and value else None
@@ -57,7 +70,7 @@ def auth_subject() -> SessionResolver:
     One logical session per principal, ending when the principal is idle.
     """
 
-    def resolve(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    def resolve(ctx: Any) -> str | None:
         token = get_access_token()
         if token is None:
             return None

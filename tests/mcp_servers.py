@@ -1,21 +1,17 @@
-"""Real MCP servers for the tests: an `MCPServer`, a low-level `Server`, and a loopback HTTP runner."""
+"""Real mcp 2.x servers for the tests: an `MCPServer`, a low-level `Server`, a FastMCP 4 server."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
 import mcp_types as types
-import uvicorn
 from mcp.server import MCPServer, Server
 from opentelemetry import trace
 
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.loopback import serve_http as serve_http
+from tests.loopback import spans_named as spans_named
+from tests.loopback import wait_for_spans as wait_for_spans
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -75,42 +71,6 @@ def make_lowlevel_server() -> Server[Any]:
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
     return Server("lowlevel-server", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
-
-
-@asynccontextmanager
-async def serve_http(app: Any, sock: socket.socket | None = None) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1; yields the base URL.
-
-    Args:
-        sock: a bound socket to serve on (a port reserved earlier); default a new ephemeral port.
-    """
-    if sock is None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.01)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-
-
-async def wait_for_spans(
-    receiver: OtlpReceiver, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 15.0
-) -> list[ReceivedSpan]:
-    """`OtlpReceiver.wait_for_spans` off the event loop, so an in-process server keeps running."""
-    return await anyio.to_thread.run_sync(partial(receiver.wait_for_spans, predicate, timeout))
-
-
-def spans_named(spans: list[ReceivedSpan], name: str) -> list[ReceivedSpan]:
-    """The spans called `name`."""
-    return [span for span in spans if span.name == name]
 
 
 def make_fastmcp_server(name: str = "fastmcp-server") -> Any:

@@ -26,12 +26,12 @@ from shinzo_otel import _semconv as sc
 from shinzo_otel._adapter import adapter as _adapter
 from shinzo_otel._export import build_metric_exporter, destination, span_exporter_factory
 from shinzo_otel._tracing import RequestTracer
+from shinzo_otel._version import version
 from shinzo_otel.config import ShinzoConfig
 from shinzo_otel.processor import ShinzoSpanProcessor
 from shinzo_otel.sessions import LogicalSessions, SessionManager, SessionTracker, SessionType
 
 _logger = logging.getLogger(__name__)
-_VERSION = "0.1.0"
 
 _lock = threading.Lock()
 _instrumented: weakref.WeakKeyDictionary[Any, Observability] = weakref.WeakKeyDictionary()
@@ -211,7 +211,7 @@ def _resolve_meter_provider(
 
 
 def _session_duration(meter_provider: MeterProvider) -> Histogram:
-    return meter_provider.get_meter(sc.INSTRUMENTATION_NAME, _VERSION).create_histogram(
+    return meter_provider.get_meter(sc.INSTRUMENTATION_NAME, version()).create_histogram(
         sc.MCP_SERVER_SESSION_DURATION,
         unit="s",
         description="Duration of one MCP session as seen by the server.",
@@ -283,7 +283,7 @@ def instrument_server(
         )
         _routing.attach(provider, processor)
         session_duration = _session_duration(meter_provider)
-        tracer = provider.get_tracer(sc.INSTRUMENTATION_NAME, _VERSION)
+        tracer = provider.get_tracer(sc.INSTRUMENTATION_NAME, version())
         idle_timeout_seconds = resolved.session_idle_timeout_millis / 1000
         sessions = SessionManager(
             tracer,

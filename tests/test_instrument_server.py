@@ -15,7 +15,7 @@ from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import Observability, SessionType, ShinzoConfig, instrument_server
-from tests.mcp_servers import LowLevelCrash, make_lowlevel_server, make_mcpserver, spans_named
+from tests.mcp_servers import make_lowlevel_server, make_mcpserver, spans_named
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.anyio

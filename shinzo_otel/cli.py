@@ -791,7 +791,7 @@ class ServeTransport(str, Enum):
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Listen port (seed 002: 8678).")] = 8678,
+    port: Annotated[int, typer.Option(help="Listen port.")] = 8678,
     transport: Annotated[
         ServeTransport, typer.Option(help="MCP transport.")
     ] = ServeTransport.streamable_http,
@@ -807,10 +807,20 @@ def serve(
     exporter_protocol: Annotated[str | None, typer.Option(help="grpc or http/protobuf.")] = None,
     issuer: Annotated[str, typer.Option(help="Required JWT `iss` when a secret is set.")] = "session-buddy",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unauthenticated",
+            help="Listen on a non-loopback --host without SHINZO_ADMIN_SECRET: anyone who can reach it "
+            "may then read the sessions (user names, hosts, directories) and report sessions.",
+        ),
+    ] = False,
 ) -> None:
     """Run the admin shell tracking server: MCP tools track_session_start / track_session_end at
-    /mcp, GET /health and GET /api/sessions (seeds 002-004). JWT auth is on when SHINZO_ADMIN_SECRET
-    (or SESSION_BUDDY_SECRET) is set; secrets are read from the environment only."""
+    /mcp, GET /health and GET /api/sessions, and say on stderr where it listens.
+    JWT auth (tools and /api/sessions) is on when SHINZO_ADMIN_SECRET (or SESSION_BUDDY_SECRET) is
+    set; secrets are read from the environment only. Without one it listens on loopback only, unless
+    --allow-unauthenticated. --port 0 picks a free port."""
     import logging
 
     from shinzo_otel.admin.server import run_server  # the mcp SDK loads only for this command
@@ -822,6 +832,7 @@ def serve(
             port,
             transport=transport.value,
             log_level=log_level,
+            allow_unauthenticated=allow_unauthenticated,
             store_path=store,
             state_path=state,
             exporter_endpoint=exporter_endpoint,
@@ -830,8 +841,10 @@ def serve(
         )
     except KeyboardInterrupt:
         pass
-    except ValueError as error:  # a bad exporter setting
+    except ValueError as error:  # a bad exporter setting, or no secret on a public address
         _fail(error, _USAGE_ERROR)
+    except OSError as error:  # the address cannot be listened on
+        _fail(error)
 
 
 def main() -> None:

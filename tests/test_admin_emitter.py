@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 from mcp import StdioServerParameters
 from opentelemetry.sdk.trace import TracerProvider
 
-from shinzo_otel.admin import AdminShellSession, SessionEventEmitter
+from shinzo_otel.admin import AdminShell, AdminShellSession, SessionEventEmitter
 from shinzo_otel.admin.server import TrackingServer
 from shinzo_otel.replay.model import SessionSummary
 from shinzo_otel.store import SessionStore
@@ -264,3 +265,27 @@ async def test_shell_session_without_a_tracking_server_runs_untracked(reserved_s
     async with AdminShellSession("mahavishnu", emitter=emitter) as shell:
         assert shell.session_id is None
     assert await shell.aend() is False
+
+
+async def test_admin_shell_names_its_session_and_its_emitter(
+    tracking: Callable[..., TrackingServer], store: Path
+) -> None:
+    """Issue 15 item 4: `session_emitter` is the emitter, `admin_session` the shell's session;
+    `session_tracker` stays as seed 002's name for the emitter, replaceable as its tests do."""
+
+    class NamedShell(AdminShell):
+        component_name = "named"
+
+    shell = NamedShell()
+    assert isinstance(shell.admin_session, AdminShellSession)
+    assert isinstance(shell.session_emitter, SessionEventEmitter)
+    assert shell.session_tracker is shell.session_emitter is shell.admin_session.emitter
+    server = tracking()
+    async with serve_http(server.asgi_app()) as url:
+        shell.session_tracker = SessionEventEmitter("named", endpoint=f"{url}/mcp")  # seed 002's test
+        assert shell.session_emitter is shell.session_tracker
+        assert shell.session_tracker.available  # seed 002's check
+        session_id = await anyio.to_thread.run_sync(lambda: (shell.start(), shell.session_id)[1])
+        assert session_id is not None and session_id.startswith("named-")
+        await anyio.to_thread.run_sync(shell.exit)
+    assert stored_sessions(store)[session_id].end_reason == "user_exit"

@@ -1,25 +1,35 @@
-"""`shinzo-otel serve` as a real subprocess: /health, a session tracked by the emitter and read back
-from /api/sessions, the synchronous shell integrations, and the atexit hook of a shell process that
-exits without ending its session.
+"""`shinzo-otel serve` as a real subprocess: where it says it listens, /health, a session tracked by
+the emitter and read back from /api/sessions (with the CLI's meaning of every field and filter), the
+synchronous shell integrations, and the atexit hook of a shell process that exits without ending its
+session.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 import pytest
+from mcp import Client
 
-from shinzo_otel.admin import AdminShell, AdminShellSession, SessionEventEmitter
+from shinzo_otel.admin import AdminShell, AdminShellSession, SessionEventEmitter, create_token
+from shinzo_otel.replay.model import SessionSummary
+from tests.test_admin_tools import SECRET
+from tests.test_admin_tracker import start_event
 
 SECRETS_AND_ENDPOINTS = (
     "SHINZO_ADMIN_SECRET",
@@ -27,50 +37,80 @@ SECRETS_AND_ENDPOINTS = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 )
+SUMMARY_FIELDS = frozenset({*SessionSummary.model_fields, *SessionSummary.model_computed_fields})
+"""The fields of `shinzo-otel sessions list --format json`."""
+LISTENING = re.compile(r"^shinzo-otel serve: listening on (?P<url>http://\S+) ")
 
 
-def _serve_command() -> list[str]:
-    return [str(Path(sys.executable).with_name("shinzo-otel")), "serve"]
+def _cli() -> str:
+    return str(Path(sys.executable).with_name("shinzo-otel"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _environment(**changes: str) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if key not in SECRETS_AND_ENDPOINTS}
+    return {**environment, **changes}
 
 
-def _environment() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key not in SECRETS_AND_ENDPOINTS}
+@dataclass
+class Served:
+    """A running `shinzo-otel serve`: the base URL it printed, and everything it wrote on stderr."""
+
+    url: str
+    process: subprocess.Popen[str]
+    stderr: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    store = tmp_path_factory.mktemp("serve") / "sessions.db"
-    port = _free_port()
-    command = [*_serve_command(), "--host", "127.0.0.1", "--port", str(port), "--store", str(store)]
-    process = subprocess.Popen(command, env=_environment(), stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+@contextmanager
+def serving(*arguments: str, environment: Mapping[str, str] | None = None) -> Iterator[Served]:
+    """`shinzo-otel serve --port 0 ARGUMENTS`, up once it printed where it listens; stopped with
+    SIGINT at the end, which must exit 0 (a graceful stop flushes)."""
+    process = subprocess.Popen(
+        [_cli(), "serve", "--port", "0", *arguments],
+        env=dict(environment) if environment is not None else _environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    listening = threading.Event()
+
+    def drain() -> None:  # keep reading, so that a chatty server never blocks on a full pipe
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if LISTENING.match(line):
+                listening.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, f"server exited: {process.stderr.read() if process.stderr else ''}"
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /health"
-            time.sleep(0.1)
-        yield url
+        while not listening.wait(0.1):
+            assert process.poll() is None, f"server exited: {''.join(lines)}"
+            assert time.monotonic() < deadline, f"no listening line within 30 s: {''.join(lines)}"
+        match = next(m for line in lines if (m := LISTENING.match(line)))
+        yield Served(match["url"], process, lines)
     finally:
-        process.send_signal(signal.SIGINT)  # a graceful stop flushes and exits 0
+        process.send_signal(signal.SIGINT)
         try:
             returncode = process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
             raise
-        assert returncode == 0, process.stderr.read() if process.stderr else ""
+        reader.join(timeout=5)
+        assert returncode == 0, "".join(lines)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve") / "sessions.db"
+
+
+@pytest.fixture(scope="module")
+def server_url(store: Path) -> Iterator[str]:
+    with serving("--store", str(store)) as served:
+        yield served.url
 
 
 def wait_for_session(url: str, predicate: Callable[[dict[str, Any]], bool], **params: Any) -> dict[str, Any]:
@@ -78,8 +118,9 @@ def wait_for_session(url: str, predicate: Callable[[dict[str, Any]], bool], **pa
     deadline = time.monotonic() + 15
     while True:
         response = httpx.get(f"{url}/api/sessions", params=params, timeout=5)
-        assert response.status_code == 200, response.text
-        matching = [session for session in response.json() if predicate(session)]
+        # 503: the exporter is creating the store file, which has no schema for a moment.
+        assert response.status_code in (200, 503), response.text
+        matching = [s for s in response.json() if predicate(s)] if response.status_code == 200 else []
         if matching:
             return matching[0]
         assert time.monotonic() < deadline, f"no matching session in {response.json()}"
@@ -91,12 +132,65 @@ def test_health(server_url: str) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "healthy"})
 
 
+# --- where it listens, and who may listen in (issue 13 item 8) -----------------------------------------
+
+
+def test_serve_prints_where_it_listens_and_whether_auth_is_on(store: Path) -> None:
+    with serving("--store", str(store)) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        assert served.url == f"http://127.0.0.1:{port}" and port != 0  # the port really bound
+        (line,) = [line for line in served.stderr if LISTENING.match(line)]
+        assert f"MCP {served.url}/mcp" in line
+        assert "authentication off" in line
+        assert httpx.get(f"{served.url}/health").status_code == 200
+    with serving("--store", str(store), environment=_environment(SHINZO_ADMIN_SECRET=SECRET)) as served:
+        (line,) = [line for line in served.stderr if LISTENING.match(line)]
+        assert "authentication on (SHINZO_ADMIN_SECRET)" in line
+
+
+def test_serve_refuses_a_public_address_without_a_secret(store: Path) -> None:
+    refused = subprocess.run(
+        [_cli(), "serve", "--host", "0.0.0.0", "--port", "0", "--store", str(store)],
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr  # a usage error: nothing listened
+    assert "refusing to listen on 0.0.0.0 without authentication" in refused.stderr
+    assert "SHINZO_ADMIN_SECRET" in refused.stderr and "--allow-unauthenticated" in refused.stderr
+    assert not LISTENING.search(refused.stderr)
+
+    # Said explicitly, it listens (and says authentication is off); with a secret it needs no flag.
+    with serving("--host", "0.0.0.0", "--allow-unauthenticated", "--store", str(store)) as served:
+        assert served.url.startswith("http://0.0.0.0:")
+        assert "authentication off" in "".join(served.stderr)
+    with serving(
+        "--host", "0.0.0.0", "--store", str(store), environment=_environment(SESSION_BUDDY_SECRET=SECRET)
+    ) as served:
+        assert "authentication on (SESSION_BUDDY_SECRET)" in "".join(served.stderr)
+
+
+def test_sessions_api_of_a_served_server_needs_the_token_and_its_own_host(store: Path) -> None:
+    with serving("--store", str(store), environment=_environment(SHINZO_ADMIN_SECRET=SECRET)) as served:
+        api = f"{served.url}/api/sessions"
+        assert httpx.get(api).status_code == 401
+        assert httpx.get(api, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 401
+        token = create_token(SECRET)
+        assert httpx.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        # A page on a DNS name that points at 127.0.0.1 (DNS rebinding) gets what /mcp gives it.
+        foreign = {"Authorization": f"Bearer {token}", "Host": "evil.example.com"}
+        assert httpx.get(api, headers=foreign).status_code == 421
+        assert httpx.post(f"{served.url}/mcp", headers=foreign, json={}).status_code == 421
+
+
 def test_session_tracked_by_the_emitter_is_read_back_from_the_api(server_url: str) -> None:
     emitter = SessionEventEmitter("mahavishnu", endpoint=f"{server_url}/mcp")
     session_id = anyio.run(emitter.emit_session_start, "MahavishnuShell")
     assert session_id is not None
     active = wait_for_session(server_url, lambda s: s["session_id"] == session_id, type="admin_shell")
-    assert (active["status"], active["end_time"]) == ("active", None)
+    # No end recorded, no duration: the CLI's meaning (issue 15 item 6), not "time so far".
+    assert (active["status"], active["end_time"], active["duration_seconds"]) == ("active", None, None)
     assert (active["component_name"], active["shell_type"], active["pid"]) == (
         "mahavishnu",
         "MahavishnuShell",
@@ -186,3 +280,77 @@ def test_the_example_shell_is_tracked(server_url: str) -> None:
         "user_exit",
     )
     assert ended["metadata"] == {"component_version": "1.0.0"}
+
+
+# --- /api/sessions and `shinzo-otel sessions list`: one filter, one meaning (issue 15 item 6) -----------
+
+
+def _cli_list(store: Path, options: list[str]) -> list[dict[str, Any]]:
+    listed = subprocess.run(
+        [_cli(), "sessions", "list", "--store", str(store), "--format", "json", *options],
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    result = json.loads(listed.stdout)
+    assert isinstance(result, list)
+    return result
+
+
+PARITY_EVENTS = (
+    # (start event changes, end timestamp or None): an open and an ended session of one shell.
+    ({"event_id": "3a9e0c8f-0000-4000-8000-000000000000"}, None),
+    ({"event_id": "3a9e0c8f-0001-4000-8000-000000000001"}, "2026-02-06T13:00:00Z"),
+)
+
+
+async def _report_parity_sessions(url: str) -> None:
+    async with Client(f"{url}/mcp") as client:
+        for changes, end in PARITY_EVENTS:
+            event = start_event(
+                component_name="parity", user={"username": "parity-user", "home": "/home/parity"}, **changes
+            )
+            started = await client.call_tool("track_session_start", event)
+            session_id = (started.structured_content or {})["session_id"]
+            if end is not None:
+                await client.call_tool("track_session_end", {"session_id": session_id, "timestamp": end})
+
+
+@pytest.mark.parametrize(
+    ("options", "params"),
+    [
+        ([], {}),
+        (["--type", "admin_shell"], {"type": "admin_shell"}),
+        (["--incomplete"], {"incomplete": "true"}),
+        (["--status", "abandoned"], {"status": "abandoned"}),  # started in February, silent since
+        (["--origin", "admin_shell"], {"origin": "admin_shell"}),
+        (["--duration-greater", "0"], {"duration_greater": 0}),
+        (["--component", "parity", "--user", "parity-user"], {"component": "parity", "user": "parity-user"}),
+        (["--after", "2026-02-06T00:00:00Z", "--limit", "3"], {"after": "2026-02-06T00:00:00Z", "limit": 3}),
+    ],
+)
+def test_sessions_api_answers_what_the_cli_lists(
+    server_url: str, store: Path, options: list[str], params: dict[str, Any]
+) -> None:
+    anyio.run(_report_parity_sessions, server_url)  # repeated event ids: the same two sessions each time
+    wait_for_session(server_url, lambda s: s["status"] == "ended", component="parity")
+    deadline = time.monotonic() + 15
+    while True:  # sessions of earlier calls may still be arriving: compare at a quiet moment
+        before = _cli_list(store, options)
+        response = httpx.get(f"{server_url}/api/sessions", params=params)
+        after = _cli_list(store, options)
+        assert response.status_code == 200, response.text
+        # Each API record is the CLI's record plus seed 002's fields.
+        from_api = [
+            {key: value for key, value in record.items() if key in SUMMARY_FIELDS}
+            for record in response.json()
+        ]
+        if before == after == from_api:
+            break
+        assert time.monotonic() < deadline, (before, from_api, after)
+        time.sleep(0.2)
+    assert from_api, "something is listed"
+    for record in response.json():
+        assert (record["duration_seconds"] is None) is (record["end_time"] is None), record

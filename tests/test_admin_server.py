@@ -4,18 +4,24 @@ at a real loopback OTLP receiver, the restart case, /health and /api/sessions wi
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from mcp import Client
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel.admin import SessionEventEmitter
 from shinzo_otel.admin.server import TrackingServer
+from shinzo_otel.replay.source import SessionFilter
+from shinzo_otel.store import SessionStore
 from tests.mcp_servers import serve_http, spans_named, wait_for_spans
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.test_admin_tracker import END, START, START_NS, start_event
@@ -290,3 +296,64 @@ async def test_sessions_api_without_an_embedded_store(
         response = await http.get("/api/sessions")
     assert response.status_code == 501
     assert "OTLP" in response.json()["error"]
+
+
+# --- concurrency and the session-duration metric ----------------------------------------------------
+
+
+async def test_concurrent_starts_on_two_servers_sharing_the_state_get_unique_ids(
+    provider: Callable[[], TracerProvider], tmp_path: Path, private_store: Path
+) -> None:
+    """Issue 13 item 11: 60 shells of one component starting in the same second, through two servers
+    (two connections to one state file, as two processes) at once, each start sent twice (a retry):
+    every shell gets its own id, a retry the same one, and every session reaches the store."""
+    state = tmp_path / "admin.db"
+    first, second = (TrackingServer(tracer_provider=provider(), state_path=state) for _ in range(2))
+    answers: dict[str, set[str]] = {}
+    async with serve_http(first.asgi_app()) as first_url, serve_http(second.asgi_app()) as second_url:
+
+        async def start(url: str, event_id: str) -> None:
+            async with Client(f"{url}/mcp") as client:
+                result = await client.call_tool("track_session_start", start_event(event_id=event_id))
+            payload = result.structured_content or {}
+            assert payload["status"] == "tracked", payload
+            answers.setdefault(event_id, set()).add(payload["session_id"])
+
+        async with anyio.create_task_group() as group:
+            for index in range(60):
+                event_id = str(uuid.UUID(int=index + 1, version=4))
+                group.start_soon(start, first_url, event_id)
+                group.start_soon(start, second_url, event_id)
+    assert all(len(ids) == 1 for ids in answers.values()), answers  # a retry gets the same id
+    ids = sorted(next(iter(ids)) for ids in answers.values())
+    base = "mahavishnu-20260206-123456"
+    assert ids == sorted([base, *(f"{base}-{suffix}" for suffix in range(2, 61))])
+    with SessionStore(private_store) as store:  # both servers flushed at shutdown
+        stored = store.list_sessions(SessionFilter(session_type="admin_shell", limit=None))
+    assert sorted(summary.session_id for summary in stored) == ids
+
+
+async def test_admin_sessions_record_the_session_duration_metric(
+    provider: Callable[[], TracerProvider],
+) -> None:
+    """Issue 15 item 3: admin sessions are the pipeline's sessions, metric included."""
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    server = TrackingServer(tracer_provider=provider(), meter_provider=meter_provider)
+    async with serve_http(server.asgi_app()) as url, Client(f"{url}/mcp") as client:
+        await client.call_tool("track_session_start", start_event())
+        ended = await client.call_tool(
+            "track_session_end", {"session_id": "mahavishnu-20260206-123456", "timestamp": END}
+        )
+        assert (ended.structured_content or {})["status"] == "ended"
+        points = [
+            point
+            for resource in (reader.get_metrics_data() or MetricsData(resource_metrics=[])).resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "mcp.server.session.duration"
+            for point in metric.data.data_points
+        ]
+    meter_provider.shutdown()
+    # END - START = 4211.101 s, far longer than the connection's own MCP session, if it has one.
+    assert max(point.max for point in points) == pytest.approx(4211.101, abs=1e-6)

@@ -47,7 +47,7 @@ def seed_token(secret: str = SECRET, *, expires_in: int = 86_400, issuer: str = 
 def tracker(tmp_path: Path) -> Iterator[SessionTracker]:
     pipeline = Pipeline()
     tracker = SessionTracker(
-        SessionManager(pipeline.provider.get_tracer("test")), state_path=tmp_path / "state.db"
+        pipeline=SessionManager(pipeline.provider.get_tracer("test")), state_path=tmp_path / "state.db"
     )
     yield tracker
     tracker.close()
@@ -61,9 +61,11 @@ async def connected(server: MCPServer | Server[Any], mode: str = "auto") -> Asyn
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The seed's result dict; answers are results, never protocol-level failures, and an "error"
+    status is a tool execution error (`isError`), nothing else is."""
     result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content  # answers are results, never protocol-level failures
-    assert isinstance(result.structured_content, dict)
+    assert isinstance(result.structured_content, dict), result.content
+    assert result.is_error is (result.structured_content["status"] == "error")
     return result.structured_content
 
 

@@ -9,6 +9,9 @@ Expected values are worked out by hand from the event timestamps written here.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from shinzo_otel.admin import (
     UserInfo,
 )
 from shinzo_otel.sessions import SessionManager
+from shinzo_otel.store import SessionStore
 
 pytestmark = pytest.mark.anyio
 
@@ -112,7 +116,7 @@ def state(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tracker(pipeline: Pipeline, state: Path) -> Iterator[SessionTracker]:
-    tracker = SessionTracker(pipeline.manager(), state_path=state)
+    tracker = SessionTracker(pipeline=pipeline.manager(), state_path=state)
     yield tracker
     tracker.close()
 
@@ -122,14 +126,14 @@ def tracker(pipeline: Pipeline, state: Path) -> Iterator[SessionTracker]:
 
 def test_initialization_with_custom_logger(pipeline: Pipeline, state: Path) -> None:
     logger = logging.getLogger("my_app")
-    tracker = SessionTracker(pipeline.manager(), Lifecycle(), logger=logger, state_path=state)
+    tracker = SessionTracker(Lifecycle(), pipeline=pipeline.manager(), logger=logger, state_path=state)
     assert tracker.logger is logger
     assert tracker.state_path == state
     assert not state.exists()  # nothing is written before the first event
 
 
 def test_initialization_without_custom_logger(pipeline: Pipeline, state: Path) -> None:
-    tracker = SessionTracker(pipeline.manager(), state_path=state)
+    tracker = SessionTracker(pipeline=pipeline.manager(), state_path=state)
     assert tracker.logger.name == "shinzo_otel.admin.tracker"
 
 
@@ -137,7 +141,7 @@ def test_default_state_path_is_next_to_the_store(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHINZO_STORE_PATH", str(tmp_path / "spans" / "sessions.db"))
-    assert SessionTracker(pipeline.manager()).state_path == tmp_path / "spans" / "sessions.admin.db"
+    assert SessionTracker(pipeline=pipeline.manager()).state_path == tmp_path / "spans" / "sessions.admin.db"
 
 
 # --- session start (seed: 5 tests) ---------------------------------------------------------------------
@@ -156,6 +160,8 @@ async def test_start_success_opens_an_admin_shell_session(
     assert dict(marker.attributes or {}) == {
         "session.id": "mahavishnu-20260206-123456",
         "shinzo.session.type": "admin_shell",
+        "shinzo.session.origin": "admin_shell",
+        "shinzo.session.idle_timeout": 86_400,  # a day: a shell is silent between start and end
         "shinzo.admin.component": "mahavishnu",
         "shinzo.admin.shell_type": "MahavishnuShell",
         "shinzo.admin.event_id": EVENT_ID,
@@ -192,7 +198,7 @@ async def test_start_accepts_a_validated_event_object(tracker: SessionTracker) -
 
 async def test_start_initialization_failure(pipeline: Pipeline, state: Path) -> None:
     lifecycle = Lifecycle({"success": False, "error": "Working directory does not exist"})
-    tracker = SessionTracker(pipeline.manager(), lifecycle, state_path=state)
+    tracker = SessionTracker(lifecycle, pipeline=pipeline.manager(), state_path=state)
     result = await tracker.handle_session_start(start_event())
     assert (result.session_id, result.status) == (None, "error")
     assert result.error == "Session initialization failed: Working directory does not exist"
@@ -201,7 +207,7 @@ async def test_start_initialization_failure(pipeline: Pipeline, state: Path) -> 
 
 
 async def test_start_unknown_error(pipeline: Pipeline, state: Path) -> None:
-    tracker = SessionTracker(pipeline.manager(), Lifecycle({"success": False}), state_path=state)
+    tracker = SessionTracker(Lifecycle({"success": False}), pipeline=pipeline.manager(), state_path=state)
     result = await tracker.handle_session_start(start_event())
     assert result.status == "error"
     assert result.error == "Session initialization failed: Unknown initialization error"
@@ -210,7 +216,9 @@ async def test_start_unknown_error(pipeline: Pipeline, state: Path) -> None:
 async def test_start_exception_becomes_an_error_result(
     pipeline: Pipeline, state: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tracker = SessionTracker(pipeline.manager(), Lifecycle(error=OSError("disk on fire")), state_path=state)
+    tracker = SessionTracker(
+        Lifecycle(error=OSError("disk on fire")), pipeline=pipeline.manager(), state_path=state
+    )
     with caplog.at_level(logging.ERROR):
         result = await tracker.handle_session_start(start_event())
     assert (result.session_id, result.status, result.error) == (
@@ -225,7 +233,7 @@ async def test_start_exception_becomes_an_error_result(
 
 async def test_start_with_lifecycle_success_tracks(pipeline: Pipeline, state: Path) -> None:
     lifecycle = Lifecycle({"success": True, "project": "test"})
-    tracker = SessionTracker(pipeline.manager(), lifecycle, state_path=state)
+    tracker = SessionTracker(lifecycle, pipeline=pipeline.manager(), state_path=state)
     result = await tracker.handle_session_start(start_event())
     assert result.status == "tracked"
     assert len(pipeline.spans("mcp.session.start")) == 1
@@ -265,7 +273,7 @@ async def test_repeated_start_with_the_same_event_id_is_idempotent(
     assert len(pipeline.spans("mcp.session.start")) == 1
     # Also after the session ended, and in another tracker on the same state file.
     await tracker.handle_session_end({"session_id": first.session_id, "timestamp": END})
-    other = SessionTracker(pipeline.manager(), state_path=state)
+    other = SessionTracker(pipeline=pipeline.manager(), state_path=state)
     assert await other.handle_session_start(start_event()) == first
     assert len(pipeline.spans("mcp.session.start")) == 1
     other.close()
@@ -311,7 +319,7 @@ async def test_end_metadata_becomes_attributes_and_default_reason(
 
 async def test_end_failure_keeps_the_session_open(pipeline: Pipeline, state: Path) -> None:
     lifecycle = Lifecycle()
-    tracker = SessionTracker(pipeline.manager(), lifecycle, state_path=state)
+    tracker = SessionTracker(lifecycle, pipeline=pipeline.manager(), state_path=state)
     session_id = (await tracker.handle_session_start(start_event())).session_id
     lifecycle.answer = {"success": False, "error": "Quality check failed"}
     result = await tracker.handle_session_end({"session_id": session_id, "timestamp": END})
@@ -327,7 +335,7 @@ async def test_end_failure_keeps_the_session_open(pipeline: Pipeline, state: Pat
 
 async def test_end_unknown_error(pipeline: Pipeline, state: Path) -> None:
     lifecycle = Lifecycle()
-    tracker = SessionTracker(pipeline.manager(), lifecycle, state_path=state)
+    tracker = SessionTracker(lifecycle, pipeline=pipeline.manager(), state_path=state)
     session_id = (await tracker.handle_session_start(start_event())).session_id
     lifecycle.answer = {"success": False}
     result = await tracker.handle_session_end({"session_id": session_id, "timestamp": END})
@@ -338,7 +346,7 @@ async def test_end_exception_becomes_an_error_result(
     pipeline: Pipeline, state: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     lifecycle = Lifecycle()
-    tracker = SessionTracker(pipeline.manager(), lifecycle, state_path=state)
+    tracker = SessionTracker(lifecycle, pipeline=pipeline.manager(), state_path=state)
     session_id = (await tracker.handle_session_start(start_event())).session_id
     lifecycle.error = RuntimeError("lifecycle crashed")
     with caplog.at_level(logging.ERROR):
@@ -380,12 +388,12 @@ async def test_end_before_start_is_clamped_to_the_start(tracker: SessionTracker,
 
 
 async def test_end_after_a_restart_completes_the_original_session(pipeline: Pipeline, state: Path) -> None:
-    before = SessionTracker(pipeline.manager(), state_path=state)
+    before = SessionTracker(pipeline=pipeline.manager(), state_path=state)
     session_id = (await before.handle_session_start(start_event())).session_id
     (marker,) = pipeline.spans("mcp.session.start")
     before.close()  # the tracking server goes away with the session open
 
-    after = SessionTracker(pipeline.manager(), state_path=state)
+    after = SessionTracker(pipeline=pipeline.manager(), state_path=state)
     result = await after.handle_session_end({"session_id": session_id, "timestamp": END})
     assert result.status == "ended"
     (session,) = pipeline.spans("mcp.session")
@@ -481,7 +489,7 @@ async def test_failures_are_logged_at_error_with_the_seed_fields(
     pipeline: Pipeline, state: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     lifecycle = Lifecycle({"success": False, "error": "nope"})
-    tracker = SessionTracker(pipeline.manager(), lifecycle, state_path=state)
+    tracker = SessionTracker(lifecycle, pipeline=pipeline.manager(), state_path=state)
     with caplog.at_level(logging.ERROR, logger="shinzo_otel.admin.tracker"):
         await tracker.handle_session_start(start_event())
     (start_record,) = caplog.records
@@ -502,3 +510,71 @@ async def test_failures_are_logged_at_error_with_the_seed_fields(
         "gone",
         end_record.getMessage().split("error=", 1)[1],
     )  # type: ignore[attr-defined]
+
+
+# --- seed 001/003 constructor forms (issue 13 item 12) ----------------------------------------------------
+
+
+SEED_FORMS_SCRIPT = """
+import asyncio, logging
+from shinzo_otel.admin import SessionTracker
+from tests.test_admin_tracker import END, Lifecycle, start_event
+
+seen = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        seen.append(record.getMessage())
+logger = logging.getLogger("my_app")
+logger.addHandler(Keep())
+logger.setLevel(logging.INFO)
+lifecycle_mgr = Lifecycle()
+
+async def main():
+    forms = (SessionTracker(), SessionTracker(lifecycle_mgr), SessionTracker(lifecycle_mgr, logger=logger))
+    for index, tracker in enumerate(forms):
+        event_id = f"00000000-0000-4000-8000-00000000000{index}"
+        event = start_event(event_id=event_id, component_name=f"form{index}")
+        started = await tracker.handle_session_start(event)
+        ended = await tracker.handle_session_end({"session_id": started.session_id, "timestamp": END})
+        print(started.status, started.session_id, ended.status)
+        tracker.close()
+
+asyncio.run(main())
+print(len(lifecycle_mgr.calls), seen[0].split(",")[0])
+"""
+
+
+def test_seed_constructor_forms_track_on_the_configured_pipeline(tmp_path: Path) -> None:
+    """`SessionTracker()`, `SessionTracker(lifecycle_mgr)`, `SessionTracker(lifecycle_mgr, logger=...)`
+    in a fresh interpreter configured only by its environment: each tracks a session into the store."""
+    store = tmp_path / "sessions.db"
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "SHINZO_"))
+    }
+    environment["SHINZO_STORE_PATH"] = str(store)
+    completed = subprocess.run(
+        [sys.executable, "-c", SEED_FORMS_SCRIPT],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == [
+        "tracked form0-20260206-123456 ended",
+        "tracked form1-20260206-123456 ended",
+        "tracked form2-20260206-123456 ended",
+        "4 Session started: session_id=form2-20260206-123456",  # 2 lifecycle calls per tracked form
+    ]
+    with SessionStore(store) as sessions:
+        stored = {summary.session_id: summary for summary in sessions.list_sessions()}
+    assert {session_id: summary.status for session_id, summary in stored.items()} == {
+        f"form{index}-20260206-123456": "ended" for index in range(3)
+    }
+    assert store.with_suffix(".admin.db").is_file()  # the state file of the configured pipeline
+
+
+def test_a_pipeline_passed_first_is_refused_with_the_seed_order(pipeline: Pipeline, state: Path) -> None:
+    with pytest.raises(TypeError, match=r"first argument is the seed 003 lifecycle manager.*pipeline="):
+        SessionTracker(pipeline.manager(), state_path=state)  # type: ignore[arg-type]

@@ -51,6 +51,13 @@ def resolve_secret(secret: str | None = None) -> tuple[str, str] | None:
     return None
 
 
+def token_verifier(secret: str | None = None, *, issuer: str = DEFAULT_ISSUER) -> TokenVerifier | None:
+    """The verifier of the tracking server's tokens, or None when authentication is off: `secret`,
+    else `$SHINZO_ADMIN_SECRET`, else `$SESSION_BUDDY_SECRET` (see `resolve_secret`), read now."""
+    resolved = resolve_secret(secret)
+    return None if resolved is None else TokenVerifier(resolved[0], issuer=issuer, source=resolved[1])
+
+
 class TokenVerifier:
     """Checks the `token` argument of a tool call.
 
@@ -65,6 +72,11 @@ class TokenVerifier:
         self._secret = secret
         self._issuer = issuer
         self._source = source
+
+    @property
+    def source(self) -> str:
+        """Where the secret came from: an environment variable name, or "a secret" when given."""
+        return self._source
 
     def verify(self, token: object) -> Mapping[str, Any]:
         """The claims of a valid `token`.

@@ -16,7 +16,6 @@ import os
 import platform
 import re
 import socket
-import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 
+from shinzo_otel._circuit_breaker import CircuitBreaker
 from shinzo_otel.admin.auth import DEFAULT_ISSUER, create_token, resolve_secret
 from shinzo_otel.admin.models import (
     COMPONENT_NAME_PATTERN,
@@ -73,40 +73,19 @@ def _username() -> str:
 
 
 def _result_payload(result: types.CallToolResult) -> dict[str, Any]:
-    """The result dict of one of our tools. Raises ValueError for a tool error or a foreign shape."""
+    """The result dict of one of our tools, also when it is a tool error (`isError`, status "error":
+    the server answered, the event was refused). Raises ValueError for any other shape."""
     text = next((block.text for block in result.content if isinstance(block, types.TextContent)), "")
-    if result.is_error:
-        raise ValueError(f"tool error: {text}")
-    payload = result.structured_content if result.structured_content is not None else json.loads(text)
+    payload = result.structured_content
+    if payload is None:
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
     if not isinstance(payload, dict) or "status" not in payload:
-        raise ValueError(f"unexpected tool result: {payload!r}")
+        kind = "tool error" if result.is_error else "unexpected tool result"
+        raise ValueError(f"{kind}: {text or payload!r}")
     return payload
-
-
-class _CircuitBreaker:
-    """Closed until `threshold` consecutive failures; then open for `open_seconds`; then half-open:
-    one call goes through, and its outcome closes the circuit or opens it again."""
-
-    def __init__(self, threshold: int, open_seconds: float) -> None:
-        self._threshold = threshold
-        self.open_seconds = open_seconds
-        self._failures = 0
-        self.open_until: float | None = None
-
-    def allow(self) -> bool:
-        return self.open_until is None or time.monotonic() >= self.open_until
-
-    def succeeded(self) -> None:
-        self._failures = 0
-        self.open_until = None
-
-    def failed(self) -> bool:
-        """Count a failure; True if this one opened the circuit."""
-        self._failures += 1
-        if self._failures < self._threshold and self.open_until is None:
-            return False
-        self.open_until = time.monotonic() + self.open_seconds
-        return True
 
 
 class SessionEventEmitter:
@@ -147,10 +126,6 @@ class SessionEventEmitter:
             raise ValueError(f"component_name {component_name!r} must match {COMPONENT_NAME_PATTERN}")
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
-        if failure_threshold < 1:
-            raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
-        if open_seconds < 0:
-            raise ValueError(f"open_seconds must not be negative, got {open_seconds}")
         self.component_name = component_name
         self.endpoint = resolve_endpoint(endpoint)
         self._token = token
@@ -158,7 +133,7 @@ class SessionEventEmitter:
         self._secret = None if resolved is None else resolved[0]
         self._issuer = issuer
         self._timeout_seconds = timeout_seconds
-        self._breaker = _CircuitBreaker(failure_threshold, open_seconds)
+        self._breaker = CircuitBreaker(failure_threshold, open_seconds)  # checks both arguments
 
     @property
     def available(self) -> bool:
@@ -253,13 +228,14 @@ class SessionEventEmitter:
             _logger.info(
                 "session tracking unavailable (%s): %s failed: %r", self._describe_endpoint(), tool, error
             )
-            if self._breaker.failed():
+            if self._breaker.record_failure():
                 _logger.warning(
                     "Circuit breaker opened: session tracking paused for %.1f s after repeated failures",
                     self._breaker.open_seconds,
                 )
             return None
-        self._breaker.succeeded()
+        if self._breaker.record_success():
+            _logger.info("Circuit breaker closed: session tracking resumed (%s)", self._describe_endpoint())
         return payload
 
     def _describe_endpoint(self) -> str:

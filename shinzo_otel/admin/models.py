@@ -12,6 +12,13 @@ Validation rules, from seed 001's table:
 | `pid` | 1 to 4194304 (Linux `PID_MAX_LIMIT`, 2**22) |
 | `user.username` | at most 100 characters, surrounding whitespace stripped |
 | `user.home`, `environment.cwd` | at most 500 characters, surrounding whitespace stripped |
+| `metadata` (start) | at most 64 keys and 16 KiB as compact JSON (ours: `MAX_START_METADATA_KEYS`) |
+| `metadata` (end) | at most 16 keys and 4 KiB as compact JSON (ours: `MAX_END_METADATA_KEYS`) |
+
+The metadata bounds are ours, not the seed's: each key becomes a span attribute of the session, and
+the OpenTelemetry SDK keeps at most 128 attributes per span (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`),
+evicting the oldest; beside the session's own attributes (fewer than 20), 64 + 16 metadata keys stay
+well inside that.
 
 A rule that fails raises `pydantic.ValidationError` whose message names the field and the rule, e.g.
 `Invalid UUID v4 format: 'abc'` or `Invalid ISO 8601 timestamp: '2026-02-06' (needs a date and a time ...)`.
@@ -19,12 +26,15 @@ A rule that fails raises `pydantic.ValidationError` whose message names the fiel
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,6 +53,14 @@ MAX_PID: Final = 4_194_304
 """Largest accepted pid (seed 001): Linux's `PID_MAX_LIMIT` on 64-bit systems, 2**22."""
 MAX_USERNAME_LENGTH: Final = 100
 MAX_PATH_LENGTH: Final = 500
+MAX_START_METADATA_KEYS: Final = 64
+"""Most keys a start event's `metadata` may have (each becomes a session span attribute)."""
+MAX_START_METADATA_BYTES: Final = 16 * 1024
+"""Largest start event `metadata`, as compact UTF-8 JSON (non-JSON values as their `str`)."""
+MAX_END_METADATA_KEYS: Final = 16
+"""Most keys an end event's `metadata` may have (`exit_reason` included)."""
+MAX_END_METADATA_BYTES: Final = 4 * 1024
+"""Largest end event `metadata`, as compact UTF-8 JSON."""
 TRACK_SESSION_START: Final = "track_session_start"
 """Name of the start tool (seed 004)."""
 TRACK_SESSION_END: Final = "track_session_end"
@@ -81,9 +99,36 @@ def _none_as_empty(value: object) -> object:
     return {} if value is None else value
 
 
+def metadata_size(metadata: Mapping[str, Any]) -> int:
+    """`metadata` as compact UTF-8 JSON, in bytes (values JSON cannot hold count as their `str`)."""
+    return len(json.dumps(metadata, default=str, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _bounded(max_keys: int, max_bytes: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def check(metadata: dict[str, Any]) -> dict[str, Any]:
+        # Keys first: counting them is cheap, and a huge mapping is refused without serializing it.
+        if len(metadata) > max_keys:
+            raise ValueError(f"at most {max_keys} keys allowed, got {len(metadata)}")
+        size = metadata_size(metadata)
+        if size > max_bytes:
+            raise ValueError(f"at most {max_bytes} bytes of JSON allowed, got {size}")
+        return metadata
+
+    return check
+
+
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
 """An ISO 8601 date-time string (or datetime) with a time part, normalized to aware UTC."""
-Metadata = Annotated[dict[str, Any], BeforeValidator(_none_as_empty)]
+StartMetadata = Annotated[
+    dict[str, Any],
+    BeforeValidator(_none_as_empty),
+    AfterValidator(_bounded(MAX_START_METADATA_KEYS, MAX_START_METADATA_BYTES)),
+]
+EndMetadata = Annotated[
+    dict[str, Any],
+    BeforeValidator(_none_as_empty),
+    AfterValidator(_bounded(MAX_END_METADATA_KEYS, MAX_END_METADATA_BYTES)),
+]
 _Username = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_USERNAME_LENGTH)]
 _Path = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_PATH_LENGTH)]
 
@@ -133,7 +178,11 @@ class SessionStartEvent(BaseModel):
     user: UserInfo
     hostname: str = Field(description="Host name of the shell's machine.")
     environment: EnvironmentInfo
-    metadata: Metadata = Field(default_factory=dict, description="Optional extra key/value data.")
+    metadata: StartMetadata = Field(
+        default_factory=dict,
+        description=f"Optional extra key/value data: at most {MAX_START_METADATA_KEYS} keys and"
+        f" {MAX_START_METADATA_BYTES} bytes as JSON.",
+    )
 
     @field_validator("event_id", mode="before")
     @classmethod
@@ -176,8 +225,10 @@ class SessionEndEvent(BaseModel):
     timestamp: Timestamp = Field(
         description="End time, ISO 8601 with a time part, e.g. 2026-02-06T13:45:07Z."
     )
-    metadata: Metadata = Field(
-        default_factory=dict, description='Optional extra key/value data, e.g. {"exit_reason": "user_exit"}.'
+    metadata: EndMetadata = Field(
+        default_factory=dict,
+        description='Optional extra key/value data, e.g. {"exit_reason": "user_exit"}: at most'
+        f" {MAX_END_METADATA_KEYS} keys and {MAX_END_METADATA_BYTES} bytes as JSON.",
     )
 
 

@@ -137,36 +137,47 @@ class AdminShell:
     `session_metadata` (a class attribute) goes with the start event. Override `start` / `exit` to
     run your REPL and clean up, calling `super()` (seed 002: "any shell extending AdminShell gets
     session tracking automatically"). An interpreter exit without `exit()` still ends the session.
+
+    `admin_session` is the shell's `AdminShellSession`, `session_emitter` the `SessionEventEmitter`
+    it reports through (seed 002 calls it `session_tracker`: `shell.session_tracker.available`).
     """
 
     component_name: ClassVar[str] = "admin-shell"
     session_metadata: ClassVar[Mapping[str, Any]] = {}
 
     @property
-    def session_tracking(self) -> AdminShellSession:
+    def admin_session(self) -> AdminShellSession:
         """This shell's `AdminShellSession`, created on first use."""
-        tracking: AdminShellSession | None = self.__dict__.get("_shinzo_admin_session")
-        if tracking is None:
-            tracking = AdminShellSession(
+        session: AdminShellSession | None = self.__dict__.get("_shinzo_admin_session")
+        if session is None:
+            session = AdminShellSession(
                 self.component_name, shell_type=type(self).__name__, metadata=self.session_metadata
             )
-            self.__dict__["_shinzo_admin_session"] = tracking
-        return tracking
+            self.__dict__["_shinzo_admin_session"] = session
+        return session
 
     @property
     def session_id(self) -> str | None:
         """The tracked session's id, or None (not started, ended, or tracking unavailable)."""
-        return self.session_tracking.session_id
+        return self.admin_session.session_id
 
     @property
-    def session_tracker(self) -> SessionEventEmitter:
-        """The emitter (seed 002: `shell.session_tracker.available`)."""
-        return self.session_tracking.emitter
+    def session_emitter(self) -> SessionEventEmitter:
+        """The emitter that reports this shell's session start and end to the tracking server."""
+        return self.admin_session.emitter
+
+    @session_emitter.setter
+    def session_emitter(self, emitter: SessionEventEmitter) -> None:
+        self.admin_session.emitter = emitter
+
+    # Seed 002's name for the emitter: `shell.session_tracker.available`, and its tests replace it
+    # (`shell.session_tracker = mock_emitter`). It is not a `SessionTracker` (the server side).
+    session_tracker = session_emitter
 
     def start(self) -> None:
         """Report the session start (blocking, bounded by the emitter's timeout)."""
-        self.session_tracking.start()
+        self.admin_session.start()
 
     def exit(self) -> None:
         """Report the session end (blocking, bounded by the emitter's timeout)."""
-        self.session_tracking.end(USER_EXIT)
+        self.admin_session.end(USER_EXIT)

@@ -146,19 +146,26 @@ class SessionStateStore:
 
         self._run(set_span)
 
-    def mark_ended(self, session_id: str, end_ns: int, reason: str) -> bool:
-        """Mark `session_id` ended. True if this call ended it, False if it had already ended."""
+    def end(self, session_id: str, end_ns: int, reason: str) -> tuple[SessionRecord | None, bool]:
+        """Mark `session_id` ended at `end_ns` (its start time if `end_ns` is earlier), in one
+        transaction.
 
-        def mark_ended(connection: sqlite3.Connection) -> bool:
+        Returns:
+            The session's record as it is afterwards (None for an unknown session) and True if this
+            call ended it, False if it had ended already.
+        """
+
+        def end(connection: sqlite3.Connection) -> tuple[SessionRecord | None, bool]:
             with transaction(connection):
                 cursor = connection.execute(
-                    "UPDATE admin_sessions SET end_ns = ?, end_reason = ?"
+                    "UPDATE admin_sessions SET end_ns = MAX(?, start_ns), end_reason = ?"
                     " WHERE session_id = ? AND end_ns IS NULL",
                     (end_ns, reason, session_id),
                 )
-            return cursor.rowcount == 1
+                record = self._select(connection, "session_id", session_id)
+            return record, cursor.rowcount == 1
 
-        return self._run(mark_ended)
+        return self._run(end)
 
     def close(self) -> None:
         """Close the connection (reopened on next use)."""
@@ -174,14 +181,21 @@ class SessionStateStore:
 
     @staticmethod
     def _free_id(connection: sqlite3.Connection, base_id: str) -> str:
-        for suffix in range(1, _MAX_SUFFIX + 1):
-            candidate = base_id if suffix == 1 else f"{base_id}-{suffix}"
-            if (
-                connection.execute(
-                    "SELECT 1 FROM admin_sessions WHERE session_id = ?", (candidate,)
-                ).fetchone()
-                is None
-            ):
+        # One range scan of the primary key finds base_id and every base_id-<anything> ("." sorts
+        # right after "-"), however many shells started in that second.
+        taken = {
+            row[0]
+            for row in connection.execute(
+                "SELECT session_id FROM admin_sessions"
+                " WHERE session_id = ? OR (session_id >= ? AND session_id < ?)",
+                (base_id, f"{base_id}-", f"{base_id}."),
+            )
+        }
+        if base_id not in taken:
+            return base_id
+        for suffix in range(2, _MAX_SUFFIX + 1):
+            candidate = f"{base_id}-{suffix}"
+            if candidate not in taken:
                 return candidate
         raise RuntimeError(f"no free session id for {base_id!r}")
 
@@ -190,6 +204,9 @@ class SessionStateStore:
             return operation(self._connection.get())
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
+        # WAL's recommended setting: a commit no longer waits for fsync, and the file stays
+        # consistent through a crash of any process (a power loss may lose the last commits).
+        connection.execute("PRAGMA synchronous = NORMAL")
         with transaction(connection):
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:

@@ -4,7 +4,9 @@ Arguments are seed 004's (the start event's fields, or `session_id`, `timestamp`
 `metadata`, plus `token` in both); results are the seed's dicts, as structured content and as JSON
 text: `{"session_id": ..., "status": "tracked" | "ended" | "not_found" | "error", "error": ...}`.
 Validation is the tracker's, so every invalid argument, including a missing one, is answered in that
-shape rather than as a protocol error. Calls never fail at the protocol level.
+shape rather than as a protocol error. Calls never fail at the protocol level; a result whose status
+is `"error"` (a refused token, an invalid event, a failed lifecycle call) is a tool execution error,
+`isError: true` (MCP "Tools", error handling), so that telemetry counts it (`error.type` `tool_error`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from shinzo_otel.admin.auth import (
     DEFAULT_ISSUER,
     AuthenticationError,
     TokenVerifier,
-    resolve_secret,
+    token_verifier,
 )
 from shinzo_otel.admin.models import (
     TRACK_SESSION_END,
@@ -51,7 +53,7 @@ _END_DESCRIPTION: Final = (
 )
 _logger = logging.getLogger(__name__)
 
-_Handler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
+_Handler = Callable[[Mapping[str, Any]], Awaitable[types.CallToolResult]]
 
 
 def _inline_refs(schema: Any, definitions: Mapping[str, Any]) -> Any:
@@ -98,15 +100,15 @@ class _AdminTools:
             return f"{AUTH_ERROR_PREFIX}{error}"
         return None
 
-    async def track_session_start(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    async def track_session_start(self, arguments: Mapping[str, Any]) -> types.CallToolResult:
         refusal = self._refusal(TRACK_SESSION_START, arguments)
         if refusal is not None:
             result = SessionStartResult(session_id=None, status="error", error=refusal)
         else:
             result = await self._tracker.handle_session_start(_event_fields(arguments))
-        return result.model_dump(mode="json")
+        return _tool_result(result)
 
-    async def track_session_end(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    async def track_session_end(self, arguments: Mapping[str, Any]) -> types.CallToolResult:
         refusal = self._refusal(TRACK_SESSION_END, arguments)
         if refusal is not None:
             session_id = arguments.get("session_id")
@@ -115,12 +117,22 @@ class _AdminTools:
             )
         else:
             result = await self._tracker.handle_session_end(_event_fields(arguments))
-        return result.model_dump(mode="json")
+        return _tool_result(result)
 
 
 def _event_fields(arguments: Mapping[str, Any]) -> dict[str, Any]:
     # Absent and null arguments alike are left to the model's defaults and "Field required" checks.
     return {key: value for key, value in arguments.items() if key != "token" and value is not None}
+
+
+def _tool_result(result: SessionStartResult | SessionEndResult) -> types.CallToolResult:
+    """The seed's dict as structured content and JSON text; `isError` when its status is "error"."""
+    payload = result.model_dump(mode="json")
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(payload))],
+        structured_content=payload,
+        is_error=result.status == "error",
+    )
 
 
 def register_admin_tools(
@@ -144,24 +156,35 @@ def register_admin_tools(
     Raises:
         TypeError: `server` is neither kind.
     """
-    resolved = resolve_secret(secret)
-    verifier = None if resolved is None else TokenVerifier(resolved[0], issuer=issuer, source=resolved[1])
-    tools = _AdminTools(tracker, verifier)
+    tools = _AdminTools(tracker, token_verifier(secret, issuer=issuer))
     specs = (
-        (TRACK_SESSION_START, _START_DESCRIPTION, _START_SCHEMA, tools.track_session_start),
-        (TRACK_SESSION_END, _END_DESCRIPTION, _END_SCHEMA, tools.track_session_end),
+        (
+            TRACK_SESSION_START,
+            _START_DESCRIPTION,
+            _START_SCHEMA,
+            SessionStartResult,
+            tools.track_session_start,
+        ),
+        (TRACK_SESSION_END, _END_DESCRIPTION, _END_SCHEMA, SessionEndResult, tools.track_session_end),
     )
     if isinstance(server, MCPServer):
-        for name, description, schema, handler in specs:
-            server.add_tool(_tool_function(name, schema, handler), name=name, description=description)
+        for name, description, schema, result_model, handler in specs:
+            server.add_tool(
+                _tool_function(name, schema, result_model, handler), name=name, description=description
+            )
     elif isinstance(server, Server):
         _wrap_lowlevel(
             server,
             [
-                types.Tool(name=name, description=description, input_schema=schema)
-                for name, description, schema, _ in specs
+                types.Tool(
+                    name=name,
+                    description=description,
+                    input_schema=schema,
+                    output_schema=result_model.model_json_schema(),
+                )
+                for name, description, schema, result_model, _ in specs
             ],
-            {name: handler for name, _, _, handler in specs},
+            {name: handler for name, _, _, _, handler in specs},
         )
     else:
         raise TypeError(
@@ -170,15 +193,16 @@ def register_admin_tools(
 
 
 def _tool_function(
-    name: str, schema: Mapping[str, Any], handler: _Handler
-) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """A keyword-only function for `MCPServer.add_tool` whose parameters advertise `schema`.
+    name: str, schema: Mapping[str, Any], result_model: type[BaseModel], handler: _Handler
+) -> Callable[..., Awaitable[types.CallToolResult]]:
+    """A keyword-only function for `MCPServer.add_tool` whose parameters advertise `schema` and
+    whose output schema is `result_model`'s.
 
     Every parameter accepts any value and defaults to None, so MCPServer's own argument validation
     lets everything through to the tracker, which answers problems in the seed's result shape.
     """
 
-    async def tool(**arguments: Any) -> dict[str, Any]:
+    async def tool(**arguments: Any) -> types.CallToolResult:
         return await handler(arguments)
 
     parameters = [
@@ -191,7 +215,9 @@ def _tool_function(
         for field, field_schema in schema["properties"].items()
     ]
     tool.__name__ = name
-    tool.__signature__ = inspect.Signature(parameters, return_annotation=dict[str, Any])  # type: ignore[attr-defined]
+    # Annotated[CallToolResult, Model]: the result is passed through as built, `Model` is the schema.
+    return_annotation = Annotated[types.CallToolResult, result_model]
+    tool.__signature__ = inspect.Signature(parameters, return_annotation=return_annotation)  # type: ignore[attr-defined]
     return tool
 
 
@@ -216,10 +242,7 @@ def _wrap_lowlevel(
             if called is None:
                 raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
             return await called.handler(ctx, params)
-        result = await handler(params.arguments or {})
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=json.dumps(result))], structured_content=result
-        )
+        return await handler(params.arguments or {})
 
     server.add_request_handler("tools/list", types.PaginatedRequestParams, on_list_tools)
     server.add_request_handler("tools/call", types.CallToolRequestParams, on_call_tool)

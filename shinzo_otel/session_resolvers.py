@@ -65,7 +65,8 @@ def header(name: str) -> SessionResolver:
 
 
 def auth_subject() -> SessionResolver:
-    """Resolve by the authenticated principal of the mcp SDK's auth (`sub`, else the client id).
+    """Resolve by the authenticated principal of the mcp SDK's auth (`sub`, else the client id; mcp
+    1.x tokens carry the client id only).
 
     One logical session per principal, ending when the principal is idle.
     """
@@ -74,6 +75,7 @@ def auth_subject() -> SessionResolver:
         token = get_access_token()
         if token is None:
             return None
-        return f"sub:{token.subject}" if token.subject else f"client:{token.client_id}"
+        subject = getattr(token, "subject", None)  # mcp 1.x's AccessToken has none
+        return f"sub:{subject}" if subject else f"client:{token.client_id}"
 
     return resolve

@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from shinzo_otel import _semconv as sc
 from shinzo_otel._tracing import Carrier, InboundMessage, Outcome, RequestTracer
+from shinzo_otel._transport import http_attributes, sse_session_id
 from shinzo_otel.sessions import SessionOrigin, enter_session, exit_session
 
 _logger = logging.getLogger(__name__)
@@ -180,27 +181,12 @@ def _connection_carrier(connection: Connection) -> Carrier:
     return carrier
 
 
-def _sse_session_id(request: Any) -> str | None:
-    """The SSE transport's `?session_id=` of the POST that carried the message."""
-    query_params = getattr(request, "query_params", None)
-    value = query_params.get("session_id") if query_params is not None else None
-    return value if isinstance(value, str) and value else None
-
-
 def _transport_attributes(ctx: ServerRequestContext[Any, Any]) -> dict[str, AttributeValue]:
     request = ctx.request
     if request is None:
         inproc = _transport_kind(ctx) == _DIRECT_TRANSPORT_KIND
         return {sc.NETWORK_TRANSPORT: "inproc" if inproc else "pipe"}
-    attributes: dict[str, AttributeValue] = {sc.NETWORK_TRANSPORT: "tcp", sc.NETWORK_PROTOCOL_NAME: "http"}
-    scope = getattr(request, "scope", None)
-    if isinstance(scope, Mapping) and isinstance(scope.get("http_version"), str):
-        attributes[sc.NETWORK_PROTOCOL_VERSION] = scope["http_version"]
-    client = getattr(request, "client", None)
-    if client is not None:
-        attributes[sc.CLIENT_ADDRESS] = client.host
-        attributes[sc.CLIENT_PORT] = client.port
-    return attributes
+    return http_attributes(request)
 
 
 def inbound_message(ctx: ServerRequestContext[Any, Any]) -> InboundMessage:
@@ -213,7 +199,7 @@ def inbound_message(ctx: ServerRequestContext[Any, Any]) -> InboundMessage:
     protocol_session_id = None
     carrier: Carrier | None = None
     if connection is not None:
-        protocol_session_id = connection.session_id or _sse_session_id(request)
+        protocol_session_id = connection.session_id or sse_session_id(request)
         if isinstance(connection.outbound, NotifyOnlyOutbound):
             carrier = _stream_carrier(connection.outbound)
         elif protocol_session_id is not None or (request is None and not modern):

@@ -19,13 +19,14 @@ from shinzo_otel.admin.models import (
 )
 from shinzo_otel.admin.shell import AdminShell, AdminShellSession
 from shinzo_otel.admin.tools import register_admin_tools
-from shinzo_otel.admin.tracker import SessionLifecycleManager, SessionTracker
+from shinzo_otel.admin.tracker import LifecycleManager, SessionLifecycleManager, SessionTracker
 
 __all__ = [
     "AdminShell",
     "AdminShellSession",
     "AuthenticationError",
     "EnvironmentInfo",
+    "LifecycleManager",
     "SessionEndEvent",
     "SessionEndResult",
     "SessionEventEmitter",

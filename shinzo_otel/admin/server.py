@@ -64,7 +64,7 @@ from shinzo_otel.admin.auth import (
 )
 from shinzo_otel.admin.models import describe_validation_error
 from shinzo_otel.admin.tools import register_admin_tools
-from shinzo_otel.admin.tracker import DEFAULT_SERVICE_NAME, SessionLifecycleManager, SessionTracker
+from shinzo_otel.admin.tracker import DEFAULT_SERVICE_NAME, LifecycleManager, SessionTracker
 from shinzo_otel.config import ExporterProtocol
 from shinzo_otel.instrumentation import instrument_server
 from shinzo_otel.replay.model import SessionSummary
@@ -145,7 +145,7 @@ class TrackingServer:
         issuer: str = DEFAULT_ISSUER,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
-        lifecycle_manager: SessionLifecycleManager | None = None,
+        lifecycle_manager: LifecycleManager | None = None,
     ) -> None:
         self.mcp_server: MCPServer = MCPServer(SERVER_NAME)
         config: dict[str, Any] = {"server_name": SERVER_NAME}

@@ -73,10 +73,11 @@ _SCALARS: Final = (str, bool, int, float)
 _T = TypeVar("_T")
 
 
-class SessionLifecycleManager(Protocol):
+class LifecycleManager(Protocol):
     """Seed 003's lifecycle manager role, optional: the tracker calls it before tracking a start and
     before ending a session. Each call answers a mapping with `"success": bool` and, on failure,
     `"error": str`; a failure or an exception becomes an error result and nothing is tracked or ended.
+    Any object with these two coroutines fits (`SessionLifecycleManager` is a ready one).
     """
 
     async def initialize_session(self, working_directory: str | None = None) -> Mapping[str, Any]:
@@ -86,6 +87,20 @@ class SessionLifecycleManager(Protocol):
     async def end_session(self, working_directory: str | None = None) -> Mapping[str, Any]:
         """Close the session of the shell that worked in `working_directory`."""
         ...
+
+
+class SessionLifecycleManager:
+    """Seed 001's `SessionLifecycleManager()`: a `LifecycleManager` that accepts every start and end,
+    so that `SessionTracker(SessionLifecycleManager())` runs as the seed writes it. The OTel pipeline
+    keeps the sessions; subclass and override a method to prepare or refuse a session."""
+
+    async def initialize_session(self, working_directory: str | None = None) -> Mapping[str, Any]:
+        """`{"success": True}`: nothing to prepare."""
+        return {"success": True}
+
+    async def end_session(self, working_directory: str | None = None) -> Mapping[str, Any]:
+        """`{"success": True}`: nothing to close."""
+        return {"success": True}
 
 
 def _is_lifecycle_manager(candidate: object) -> bool:
@@ -168,8 +183,8 @@ class SessionTracker:
     `SessionTracker(lifecycle_mgr, logger=logger)`.
 
     Args:
-        lifecycle_manager: optional seed 003 `SessionLifecycleManager`; without one, the OTel pipeline
-            is the whole lifecycle.
+        lifecycle_manager: optional seed 003 lifecycle manager (`LifecycleManager`, e.g. a
+            `SessionLifecycleManager`); without one, the OTel pipeline is the whole lifecycle.
         logger: where start/end are logged (INFO) and failures (ERROR); default this module's logger.
             Every record also carries the seed 001 fields as attributes (`record.session_id`, ...).
         pipeline: the `Observability` of `instrument_server` whose sessions these are (its
@@ -195,7 +210,7 @@ class SessionTracker:
 
     def __init__(
         self,
-        lifecycle_manager: SessionLifecycleManager | None = None,
+        lifecycle_manager: LifecycleManager | None = None,
         *,
         logger: logging.Logger | None = None,
         pipeline: Observability | SessionManager | None = None,

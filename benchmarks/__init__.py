@@ -9,22 +9,39 @@ becomes a table in `benchmarks/results.md`, and the strings of the optional key 
 a result without tables is shown as a key/value table of its scalar values. `quick=True` means tiny
 sizes: seconds, not minutes (the smoke test runs every benchmark that way).
 
-The helpers below are shared by the benchmark modules.
+The helpers below are shared by the benchmark modules. Ratios come with a 95 % interval: rounds are
+interleaved (every variant measured in every round), so a ratio is computed on the round means and
+its interval by resampling whole rounds (`bootstrap`), which keeps what the variants share in one
+round (machine load, frequency) together.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import resource
+import statistics
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-__all__ = ["CountingExporter", "median", "peak_rss_mib", "percentile", "quiet_logging", "table"]
+__all__ = [
+    "CountingExporter",
+    "Estimate",
+    "bootstrap",
+    "interval_text",
+    "median",
+    "peak_rss_mib",
+    "percentile",
+    "quiet_logging",
+    "ratio_of_means",
+    "table",
+    "weighted_ratio",
+]
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
@@ -60,6 +77,103 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+Estimate = dict[str, Any]
+"""`{"value", "low", "high"}`: a figure and its 95 % interval (None where it cannot be computed)."""
+
+_RESAMPLES = 2000
+_SEED = 20260101
+
+
+def bootstrap(rounds: int, statistic: Callable[[Sequence[int]], float]) -> Estimate:
+    """`statistic` over all rounds, and its 95 % percentile-bootstrap interval.
+
+    Args:
+        rounds: how many rounds were measured (at least 2).
+        statistic: a function of a list of round indices (with repeats) returning the figure, or NaN
+            where it is undefined (a ratio over a sum that is not positive).
+
+    Returns:
+        `{"value", "low", "high"}`, rounded to 2 decimals; the bounds are None when more than 5 % of
+        the resamples are undefined (the figure is lost in the noise). Resampling uses a fixed seed,
+        so the same data gives the same interval.
+    """
+    value = statistic(range(rounds))
+    generator = random.Random(_SEED)
+    samples = [statistic([generator.randrange(rounds) for _ in range(rounds)]) for _ in range(_RESAMPLES)]
+    finite = sorted(sample for sample in samples if math.isfinite(sample))
+    if not math.isfinite(value) or len(finite) < 0.95 * _RESAMPLES:
+        return {"value": round(value, 2) if math.isfinite(value) else None, "low": None, "high": None}
+    return {
+        "value": round(value, 2),
+        "low": round(percentile(finite, 2.5), 2),
+        "high": round(percentile(finite, 97.5), 2),
+    }
+
+
+def ratio_of_means(
+    numerators: Sequence[float], denominators: Sequence[float]
+) -> Callable[[Sequence[int]], float]:
+    """The statistic mean(numerators) / mean(denominators) over the given rounds (paired by index);
+    NaN when the denominator is not positive."""
+
+    def statistic(indices: Sequence[int]) -> float:
+        denominator = statistics.fmean(denominators[index] for index in indices)
+        if denominator <= 0:
+            return math.nan
+        return statistics.fmean(numerators[index] for index in indices) / denominator
+
+    return statistic
+
+
+def weighted_ratio(
+    cells: Sequence[tuple[Sequence[float], Sequence[float]]], rounds: int
+) -> tuple[Estimate, list[float]]:
+    """One ratio for several cells, each weighted by the inverse variance of its own ratio (cells whose
+    noise is small carry the figure; a cell lost in noise carries next to nothing).
+
+    Args:
+        cells: per cell, (numerators, denominators) per round, rounds aligned across cells.
+        rounds: how many rounds.
+
+    Returns:
+        The combined ratio with its 95 % interval (whole rounds resampled across every cell at once),
+        and each cell's share of the weight (summing to 1).
+    """
+    statistics_by_cell = [ratio_of_means(numerators, denominators) for numerators, denominators in cells]
+    generator = random.Random(_SEED)
+    resampled = [[generator.randrange(rounds) for _ in range(rounds)] for _ in range(_RESAMPLES)]
+    weights = []
+    for statistic in statistics_by_cell:
+        values = [value for value in (statistic(indices) for indices in resampled) if math.isfinite(value)]
+        spread = statistics.pvariance(values) if len(values) >= 0.95 * _RESAMPLES else math.inf
+        weights.append(0.0 if spread == math.inf else 1 / max(spread, 1e-9))
+    total = sum(weights)
+    if total == 0:
+        return {"value": None, "low": None, "high": None}, [0.0 for _ in cells]
+    shares = [weight / total for weight in weights]
+
+    def combined(indices: Sequence[int]) -> float:
+        # A cell undefined in one resample drops out of it; the others keep their relative weights.
+        pairs = [
+            (share, value)
+            for share, statistic in zip(shares, statistics_by_cell, strict=True)
+            if share and math.isfinite(value := statistic(indices))
+        ]
+        weight = sum(share for share, _ in pairs)
+        return sum(share * value for share, value in pairs) / weight if weight else math.nan
+
+    return bootstrap(rounds, combined), [round(share, 3) for share in shares]
+
+
+def interval_text(estimate: Estimate) -> str:
+    """`1.23 [1.10, 1.35]`, or `1.23 [noise]` without bounds, or `–`."""
+    if estimate["value"] is None:
+        return "–"
+    if estimate["low"] is None:
+        return f"{estimate['value']} [noise]"
+    return f"{estimate['value']} [{estimate['low']}, {estimate['high']}]"
 
 
 def peak_rss_mib() -> float:

@@ -21,12 +21,13 @@ Scenarios:
   calls/s, server CPU per call, peak RSS; for `shinzo`, session separation computed from the spans
   received: each argument names its client, so a `tools/call` span whose `session.id` is not the one
   its client's other calls carry counts as attributed to the wrong session (expect 0).
-- `outage`: `shinzo` with the same sessions paced over ~40 s (one call per client every ~0.8 s); the
-  receiver is stopped for 30 s, 5 s after the calls start, in the second of two runs. Reported:
+- `outage`: `shinzo` with the same sessions paced over ~20 s (one call per client every ~0.4 s); the
+  receiver is stopped for 10 s, 3 s after the calls start, in the second of two runs. Reported:
   spans lost (expected `tools/call` and `mcp.session` spans never received; expect 0 within the
-  retry buffer), the p99 change against the run without outage, peak RSS, and how long after the
-  receiver came back the last span arrived (the circuit breaker keeps its default: open 60 s after
-  3 failed exports).
+  retry buffer), duplicates (expect 0), the p99 change against the run without outage, peak RSS, and
+  how long after the receiver came back the last span arrived. The circuit breaker opens after its
+  default 3 failed exports but stays open 5 s (`SHINZO_CIRCUIT_BREAKER_OPEN_MILLIS=5000`) instead of
+  the default 60 s, so that the run does not spend a minute waiting for the probe.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ _SESSION_SPAN = "mcp.session"
 _FULL = {
     "clients": 100,
     "calls": 50,
-    "outage_seconds": 30.0,
-    "paced_seconds": 40.0,
-    "outage_after_seconds": 5.0,
-    "span_wait_seconds": 90.0,
+    "outage_seconds": 10.0,
+    "paced_seconds": 20.0,
+    "outage_after_seconds": 3.0,
+    "span_wait_seconds": 60.0,
 }
 _QUICK = {
     "clients": 4,
@@ -160,7 +161,9 @@ class _ServerProcess:
     stats: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, variant: str, endpoint: str, log: Path) -> _ServerProcess:
+    def start(
+        cls, variant: str, endpoint: str, log: Path, env: dict[str, str] | None = None
+    ) -> _ServerProcess:
         with log.open("w") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.bench_load", "serve", variant, endpoint],
@@ -168,6 +171,7 @@ class _ServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
+                env={**os.environ, **(env or {})},
             )
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -270,6 +274,18 @@ async def _wait_for(receiver: OtlpReceiver, expected: dict[str, int], timeout: f
     return None
 
 
+def _duplicates(receiver: OtlpReceiver) -> int:
+    """Spans received more than once (same span id)."""
+    ids = [
+        span.span_id
+        for request in receiver.trace_requests
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    return len(ids) - len(set(ids))
+
+
 def _attribution(receiver: OtlpReceiver) -> dict[str, int]:
     """Session separation from the tools/call spans: wrong-session spans and sessions seen."""
     sessions_by_client: dict[str, Counter[Any]] = defaultdict(Counter)
@@ -343,7 +359,9 @@ async def _load(variant: str, sizes: dict[str, Any], receiver: OtlpReceiver, log
 async def _paced(sizes: dict[str, Any], receiver: OtlpReceiver, logs: Path, outage: bool) -> dict[str, Any]:
     receiver.clear()
     name = "outage" if outage else "paced"
-    server = _ServerProcess.start("shinzo", receiver.grpc_endpoint, logs / f"{name}.log")
+    server = _ServerProcess.start(
+        "shinzo", receiver.grpc_endpoint, logs / f"{name}.log", {"SHINZO_CIRCUIT_BREAKER_OPEN_MILLIS": "5000"}
+    )
     pid = server.process.pid
     cpu_at_go: list[float] = []
     going = anyio.Event()
@@ -381,6 +399,7 @@ async def _paced(sizes: dict[str, Any], receiver: OtlpReceiver, logs: Path, outa
     result["server_core_busy_percent"] = round(cpu / duration * 100)
     result["peak_rss_mib"] = stats["peak_rss_mib"]
     result["spans_lost"] = sum(max(0, count - names[span]) for span, count in expected.items())
+    result["duplicate_spans"] = _duplicates(receiver)
     result["dropped"] = sum(stats["dropped"].values())
     result["dropped_by_reason"] = {reason: count for reason, count in stats["dropped"].items() if count}
     if outage and restarted is not None and arrived is not None:
@@ -484,6 +503,7 @@ def _report(
                     "p99 ms",
                     "server CPU µs/call",
                     "spans lost",
+                    "duplicates",
                     "dropped",
                     "peak RSS MiB",
                     "recovery s",
@@ -495,6 +515,7 @@ def _report(
                         data["p99_ms"],
                         data["server_cpu_us_per_call"],
                         data["spans_lost"],
+                        data["duplicate_spans"],
                         data["dropped"],
                         data["peak_rss_mib"],
                         data.get("recovery_seconds", "-"),

@@ -1,34 +1,40 @@
-"""Overhead per tools/call: uninstrumented, the SDK's built-in OTel middleware, shinzo_otel off/on.
+"""Request-path CPU per tools/call: uninstrumented, the SDK's built-in OTel middleware, shinzo_otel off/on.
 
-Same server object kind and same transport for every variant, measured interleaved in one process:
-for every (server kind, transport) cell, each round runs one block of calls per variant, in an order
-rotated every round (A B C D, B C D A, ...) so that drift and position effects cancel out. Every call
-is timed; a variant's figure is the median over all its calls (robust to the odd GC or scheduler
-pause, which on the HTTP path would otherwise swamp a block mean).
+What is measured is CPU time, not wall time: `time.thread_time()` of the one thread that runs the
+client, the transport and the server (an in-process event loop; for HTTP, httpx and uvicorn share it),
+summed over a block of sequential calls. Export threads (the SDK's batch workers, ours included) and
+the loopback receiver run on other threads and are not counted: this is what a request costs on the
+request path. Wall time would add scheduler noise from everything else on the machine; CPU time does
+not.
 
-Variants (the server is built once per variant):
+Same server kind and same transport for every variant, interleaved in one process: for every
+(server kind, transport) cell, each round runs one block of calls per variant, in an order rotated
+every round (A B C D, B C D A, ...), so drift and position effects cancel out. Variants (one server
+each):
 - `none`: the SDK's built-in `OpenTelemetryMiddleware` removed: no server span at all.
 - `sdk`: the SDK default, the built-in middleware, with a recording global SDK `TracerProvider` and a
   `BatchSpanProcessor` exporting OTLP/gRPC to a loopback receiver.
 - `shinzo_off`: `instrument_server` with argument collection off (the default), its own provider,
-  `ShinzoSpanProcessor` (privacy rules on) exporting OTLP/gRPC to the same receiver.
-- `shinzo_on`: the same with argument collection on: arguments and results are JSON-encoded on the
-  request path and scrubbed by the default privacy rules on the export thread (the arguments hold an
-  email address, which is redacted).
+  `ShinzoSpanProcessor` (privacy rules on) exporting OTLP/gRPC to the same receiver; every other
+  setting at its default.
+- `shinzo_on`: the same with argument collection on (arguments and results JSON-encoded on the
+  request path; the arguments hold an email address, which the privacy rules redact on export).
 
 The global provider is set for every variant: the SDK client (`mcp.Client`) opens a CLIENT span per
 request through it, so the client-side cost is the same in every variant and cancels out of the
-"added" figures. Every block ends with a flush of every processor involved, outside the timed region:
-blocks start with empty queues, no export runs inside a timed block unless the 5 s timer fires, and
-each variant's export work is not charged to the next one. Hence the figures are request-path cost;
-the export-thread cost per span (privacy, OTLP encoding) is what `bench_processor` measures.
+"added" figures. Every block ends with a flush of every processor involved, outside the measured
+region.
 
-added µs = median(variant) − median(none) for the same cell; ratio = shinzo added / sdk added
-(None when the SDK's added µs is not positive, i.e. lost in the noise).
+Figures: per round and cell, µs of CPU per call for each variant; added = variant − none (same round,
+same cell); a cell's ratio = mean added (shinzo) / mean added (sdk) over the rounds, with a 95 %
+interval from resampling whole rounds. The headline combines the cells, each weighted by the inverse
+variance of its own ratio: the in-process cells, whose noise is small, carry it; the HTTP cells
+(~50-100 µs added to ~2 000 µs calls) carry little.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -43,12 +49,13 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from benchmarks import median, percentile, quiet_logging, table
+from benchmarks import bootstrap, interval_text, quiet_logging, ratio_of_means, table, weighted_ratio
 from shinzo_otel import Observability, instrument_server
 from tests.mcp_servers import make_lowlevel_server, make_mcpserver, serve_http
 from tests.otlp_receiver import OtlpReceiver
 
 VARIANTS = ("none", "sdk", "shinzo_off", "shinzo_on")
+OURS = ("shinzo_off", "shinzo_on")
 KINDS: dict[str, Callable[[], Any]] = {"lowlevel": make_lowlevel_server, "mcpserver": make_mcpserver}
 TRANSPORTS = ("legacy", "inproc", "http")
 """`legacy`: `Client(server, mode="legacy")`, JSON-RPC over memory streams, one session.
@@ -56,7 +63,7 @@ TRANSPORTS = ("legacy", "inproc", "http")
 `http`: streamable HTTP (stateful, legacy handshake) to uvicorn on 127.0.0.1, same event loop."""
 
 ARGUMENTS = {"text": "reply to bob@example.com"}
-_FULL = {"rounds": 30, "calls": {"legacy": 150, "inproc": 250, "http": 60}, "warmup": 30}
+_FULL = {"rounds": 24, "calls": {"legacy": 120, "inproc": 240, "http": 20}, "warmup": 30}
 _QUICK = {"rounds": 2, "calls": {"legacy": 5, "inproc": 5, "http": 3}, "warmup": 2}
 
 
@@ -90,7 +97,7 @@ def _build(kind: str, variant: str, endpoint: str, global_bsp: BatchSpanProcesso
         },
         tracer_provider=provider,
     )
-    return _Variant(server, [global_bsp.force_flush, observability.processor.force_flush], observability)
+    return _Variant(server, [global_bsp.force_flush, observability.force_flush], observability)
 
 
 async def _open_client(stack: AsyncExitStack, server: Any, transport: str) -> Client:
@@ -104,18 +111,13 @@ async def _open_client(stack: AsyncExitStack, server: Any, transport: str) -> Cl
     return await stack.enter_async_context(Client(target, mode="legacy"))
 
 
-async def _block(client: Client, calls: int) -> list[float]:
-    """µs of each of `calls` sequential tools/call."""
-    times: list[float] = []
+async def _block(client: Client, calls: int) -> float:
+    """µs of this thread's CPU per call, over `calls` sequential tools/call."""
+    gc.collect()  # every block starts from the same heap state; collections inside are its own
+    started = time.thread_time()
     for _ in range(calls):
-        started = time.perf_counter()
         await client.call_tool("echo", ARGUMENTS)
-        times.append((time.perf_counter() - started) * 1e6)
-    return times
-
-
-def _ratio(ours: float, sdk: float) -> float | None:
-    return round(ours / sdk, 2) if sdk > 0 else None
+    return (time.thread_time() - started) / calls * 1e6
 
 
 async def _measure(quick: bool) -> dict[str, Any]:
@@ -133,7 +135,7 @@ async def _measure(quick: bool) -> dict[str, Any]:
             for kind in KINDS
             for variant in VARIANTS
         }
-        samples: dict[tuple[str, str, str], list[float]] = {}
+        cpu: dict[tuple[str, str, str], list[float]] = {}
         async with AsyncExitStack() as stack:
             clients = {
                 (kind, transport, variant): await _open_client(
@@ -152,11 +154,10 @@ async def _measure(quick: bool) -> dict[str, Any]:
                 shift = round_index % len(VARIANTS)
                 order = VARIANTS[shift:] + VARIANTS[:shift]
                 for transport in TRANSPORTS:
-                    calls = sizes["calls"][transport]
                     for kind in KINDS:
                         for variant in order:
-                            times = await _block(clients[kind, transport, variant], calls)
-                            samples.setdefault((kind, transport, variant), []).extend(times)
+                            value = await _block(clients[kind, transport, variant], sizes["calls"][transport])
+                            cpu.setdefault((kind, transport, variant), []).append(value)
                             for flush in variants[kind, variant].flush:
                                 flush()
                 receiver.clear()
@@ -165,63 +166,86 @@ async def _measure(quick: bool) -> dict[str, Any]:
             if variant.observability is not None:
                 await variant.observability.shutdown()
         global_provider.shutdown()
-    return _report(samples, sizes, elapsed)
+    return _report(cpu, sizes, elapsed)
 
 
 def _report(
-    samples: dict[tuple[str, str, str], list[float]], sizes: dict[str, Any], elapsed: float
+    cpu: dict[tuple[str, str, str], list[float]], sizes: dict[str, Any], elapsed: float
 ) -> dict[str, Any]:
+    rounds = sizes["rounds"]
+    added: dict[tuple[str, str, str], list[float]] = {
+        (kind, transport, variant): [
+            value - base
+            for value, base in zip(cpu[kind, transport, variant], cpu[kind, transport, "none"], strict=True)
+        ]
+        for kind in KINDS
+        for transport in TRANSPORTS
+        for variant in VARIANTS[1:]
+    }
     cells: list[dict[str, Any]] = []
     for kind in KINDS:
         for transport in TRANSPORTS:
-            medians = {variant: median(samples[kind, transport, variant]) for variant in VARIANTS}
-            spread = {
-                variant: percentile(samples[kind, transport, variant], 75)
-                - percentile(samples[kind, transport, variant], 25)
-                for variant in VARIANTS
-            }
-            added = {variant: medians[variant] - medians["none"] for variant in VARIANTS[1:]}
+            sdk = added[kind, transport, "sdk"]
             cells.append(
                 {
                     "server": kind,
                     "transport": transport,
-                    "median_us": {variant: round(value, 1) for variant, value in medians.items()},
-                    "iqr_us": {variant: round(value, 1) for variant, value in spread.items()},
-                    "added_us": {variant: round(value, 1) for variant, value in added.items()},
-                    "ratio_shinzo_off": _ratio(added["shinzo_off"], added["sdk"]),
-                    "ratio_shinzo_on": _ratio(added["shinzo_on"], added["sdk"]),
+                    "cpu_us": {
+                        variant: round(sum(cpu[kind, transport, variant]) / rounds, 1) for variant in VARIANTS
+                    },
+                    "added_us": {
+                        variant: round(sum(added[kind, transport, variant]) / rounds, 1)
+                        for variant in VARIANTS[1:]
+                    },
+                    "ratio": {
+                        variant: bootstrap(rounds, ratio_of_means(added[kind, transport, variant], sdk))
+                        for variant in OURS
+                    },
                 }
             )
-    totals = {
-        variant: sum(cell["added_us"][variant] for cell in cells)
-        for variant in ("sdk", "shinzo_off", "shinzo_on")
-    }
-    overall_off = _ratio(totals["shinzo_off"], totals["sdk"])
-    overall_on = _ratio(totals["shinzo_on"], totals["sdk"])
+    headline: dict[str, Any] = {}
+    for variant in OURS:
+        estimate, shares = weighted_ratio(
+            [
+                (
+                    added[cell["server"], cell["transport"], variant],
+                    added[cell["server"], cell["transport"], "sdk"],
+                )
+                for cell in cells
+            ],
+            rounds,
+        )
+        headline[variant] = {
+            **estimate,
+            "weights": {
+                f"{cell['server']}/{cell['transport']}": share
+                for cell, share in zip(cells, shares, strict=True)
+            },
+        }
     rows = [
         [
             cell["server"],
             cell["transport"],
-            cell["median_us"]["none"],
+            cell["cpu_us"]["none"],
             cell["added_us"]["sdk"],
             cell["added_us"]["shinzo_off"],
             cell["added_us"]["shinzo_on"],
-            cell["ratio_shinzo_off"],
-            cell["ratio_shinzo_on"],
+            interval_text(cell["ratio"]["shinzo_off"]),
+            interval_text(cell["ratio"]["shinzo_on"]),
+            headline["shinzo_off"]["weights"][f"{cell['server']}/{cell['transport']}"],
         ]
         for cell in cells
     ]
     return {
         "cells": cells,
-        "ratio_shinzo_off_overall": overall_off,
-        "ratio_shinzo_on_overall": overall_on,
-        "rounds": sizes["rounds"],
+        "headline": headline,
+        "rounds": rounds,
         "calls_per_block": sizes["calls"],
         "seconds": round(elapsed, 1),
         "tables": [
             table(
-                "Overhead per tools/call (median µs added to the uninstrumented server; "
-                "ratio = ours / SDK's)",
+                "Request-path CPU per tools/call (µs of the event-loop thread; added = variant − "
+                "uninstrumented; ratio = shinzo added / SDK added, 95 % interval)",
                 [
                     "server",
                     "transport",
@@ -231,17 +255,18 @@ def _report(
                     "shinzo args on +µs",
                     "ratio off",
                     "ratio on",
+                    "headline weight",
                 ],
                 rows,
             )
         ],
         "notes": [
-            f"Overall ratio (sum of added µs over the 6 cells): args off {overall_off}, "
-            f"args on {overall_on}.",
-            f"{sizes['rounds']} interleaved rounds; blocks of {sizes['calls']} calls per variant; median "
-            "over every call; "
-            "a global SDK TracerProvider is set for every variant, so the client's own CLIENT span "
-            "costs the same everywhere; flushes happen outside the timed blocks.",
+            f"Headline (cells weighted by the inverse variance of their ratio): args off "
+            f"{interval_text(headline['shinzo_off'])}, args on {interval_text(headline['shinzo_on'])}.",
+            f"{rounds} interleaved rounds; blocks of {sizes['calls']} calls per variant; CPU time of the "
+            "thread running client, transport and server (export threads excluded); a global SDK "
+            "TracerProvider is set for every variant, so the client's own CLIENT span costs the same "
+            "everywhere; flushes happen outside the measured blocks.",
         ],
     }
 
@@ -250,9 +275,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Measure the four variants on 2 server kinds × 3 transports; sets the global TracerProvider.
 
     Returns:
-        `cells` (per server kind and transport: median and interquartile range of µs per call per
-        variant, added µs, ratios),
-        `ratio_shinzo_off_overall` / `ratio_shinzo_on_overall`, sizes, `tables`, `notes`.
+        `cells` (per server kind and transport: mean CPU µs per call per variant, added µs, the two
+        ratios with their 95 % intervals), `headline` (per shinzo variant: the combined ratio, its
+        interval and each cell's weight), sizes, `tables`, `notes`.
 
     Raises:
         RuntimeError: a global TracerProvider is already set (run it in a fresh process).

@@ -5,11 +5,12 @@ real JSON-RPC over memory streams) with `instrument_server` exporting OTLP/gRPC 
 receiver, and a global SDK TracerProvider as in `bench_overhead` (so the client opens its CLIENT span
 and propagates `traceparent`, as real clients with OTel do). Two views:
 
-1. pyinstrument (statistical, 0.1 ms interval): the time spent in the pieces of our middleware and
-   processor, as a share of `ShinzoMiddleware.__call__` and in µs per call. The profiler inflates
-   absolute times; the shares are the finding.
-2. An interleaved A/B without a profiler: argument collection off against on, on two otherwise
-   identical servers, which isolates what recording arguments and results costs per call.
+1. pyinstrument (statistical, 0.1 ms interval): the time spent in the pieces of the request tracer
+   and processor, as a share of their own work (reading the message, start, finish) and in µs per
+   call. The profiler inflates absolute times; the shares are the finding.
+2. An interleaved A/B without a profiler, in CPU time of the request thread: argument collection off
+   against on, on two otherwise identical servers, which isolates what recording arguments and
+   results costs per call.
 
 Not a benchmark (`run` is not defined), so the runner does not pick it up.
 """
@@ -36,20 +37,20 @@ from tests.otlp_receiver import OtlpReceiver
 
 ARGUMENTS = {"text": "reply to bob@example.com"}
 _WATCHED = {
-    "ShinzoMiddleware._start_operation": "start: attributes, session, parent, start_span",
+    "inbound_message": "reading the message (mcp 2.x adapter)",
+    "RequestTracer._start": "start: attributes, session, parent, start_span",
     "Tracer.start_span": "  OTel SDK Tracer.start_span (attributes, links, sampler, on_start)",
+    "SpanRouter.on_start": "    SpanRouter.on_start + ShinzoSpanProcessor.on_start",
     "_client_context": "  traceparent extraction from _meta",
-    "ShinzoMiddleware._resolve_session": "  session resolution",
-    "ShinzoMiddleware._transport_attributes": "  transport attributes",
-    "ShinzoMiddleware._finish": "finish: outcome, content, span.end",
+    "RequestTracer._resolve_session": "  session resolution",
+    "RequestTracer.finish": "finish: outcome, content, span.end",
     "_Span.end": "  span.end (processors' on_end)",
-    "ShinzoSpanProcessor.on_start": "ShinzoSpanProcessor.on_start",
-    "ShinzoSpanProcessor.on_end": "ShinzoSpanProcessor.on_end",
+    "SpanRouter.on_end": "    SpanRouter.on_end + ShinzoSpanProcessor.on_end",
     "_json": "JSON encoding of arguments/results",
 }
 
 
-_ROOTS = frozenset({"ShinzoMiddleware._start_operation", "ShinzoMiddleware._finish"})
+_ROOTS = frozenset({"inbound_message", "RequestTracer._start", "RequestTracer.finish"})
 
 
 def _instrument(server: Any, endpoint: str, args_on: bool) -> Observability:
@@ -66,10 +67,11 @@ def _instrument(server: Any, endpoint: str, args_on: bool) -> Observability:
 
 
 async def _calls(client: Client, count: int) -> float:
-    started = time.perf_counter()
+    """µs of this thread's CPU per call (the request path; export threads excluded)."""
+    started = time.thread_time()
     for _ in range(count):
         await client.call_tool("echo", ARGUMENTS)
-    return (time.perf_counter() - started) / count * 1e6
+    return (time.thread_time() - started) / count * 1e6
 
 
 def _frame_times(profiler: Profiler) -> dict[str, float]:
@@ -115,14 +117,14 @@ async def _profile(args_on: bool, calls: int, rounds: int) -> None:
                 for index in (0, 1) if round_index % 2 == 0 else (1, 0):
                     samples[index].append(await _calls(clients[index], 200))
                     global_bsp.force_flush()
-                    observabilities[index].processor.force_flush()
+                    observabilities[index].force_flush()
         for observability in observabilities:
             await observability.shutdown()
         global_provider.shutdown()
 
     totals = _frame_times(profiler)
     # The middleware's own work: before and after `call_next` (which runs the tool itself).
-    whole = totals.get("ShinzoMiddleware._start_operation", 0.0) + totals.get("ShinzoMiddleware._finish", 0.0)
+    whole = sum(totals.get(name, 0.0) for name in _ROOTS)
     print(f"pyinstrument, {calls} calls, argument collection {'on' if args_on else 'off'}")
     print(f"{'middleware start + finish (its own work)':68s} {whole / calls * 1e6:7.1f} µs  100%")
     for name, label in _WATCHED.items():

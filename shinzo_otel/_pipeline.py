@@ -274,6 +274,9 @@ class RetryingExporter(SpanExporter):
             if self._finished:
                 self._stats.add_dropped(DROP_SHUTDOWN, len(spans))
                 return SpanExportResult.FAILURE
+            if not self._may_send():  # breaker open: keep the new spans, leave the kept ones be
+                self._stats.add_dropped(DROP_BUFFER_FULL, self._buffer.keep(spans))
+                return SpanExportResult.FAILURE
             return self._send_all([*self._buffer.take_all(), *spans])
 
     def flush(self, timeout_millis: int) -> bool:

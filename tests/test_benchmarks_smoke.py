@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import median, percentile, table
+from benchmarks import bootstrap, median, percentile, ratio_of_means, table, weighted_ratio
 from benchmarks.__main__ import discover, render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +56,18 @@ def test_overhead_measures_every_cell(quick_run):
         for transport in ("legacy", "inproc", "http")
     }
     for cell in result["cells"]:
-        assert set(cell["median_us"]) == {"none", "sdk", "shinzo_off", "shinzo_on"}
-        assert all(value > 0 for value in cell["median_us"].values())
+        assert set(cell["cpu_us"]) == {"none", "sdk", "shinzo_off", "shinzo_on"}
+        assert all(value > 0 for value in cell["cpu_us"].values())
         for variant in ("sdk", "shinzo_off", "shinzo_on"):
             assert cell["added_us"][variant] == pytest.approx(
-                cell["median_us"][variant] - cell["median_us"]["none"], abs=0.11
+                cell["cpu_us"][variant] - cell["cpu_us"]["none"], abs=0.11
             )
+        for variant in ("shinzo_off", "shinzo_on"):
+            assert set(cell["ratio"][variant]) == {"value", "low", "high"}
+    for variant in ("shinzo_off", "shinzo_on"):
+        weights = result["headline"][variant]["weights"]
+        assert len(weights) == 6
+        assert sum(weights.values()) == pytest.approx(1, abs=0.01) or not any(weights.values())
     assert len(result["tables"][0]["rows"]) == 6
 
 
@@ -72,7 +78,7 @@ def test_processor_exports_every_span(quick_run):
     }
     for row in result["per_span"]:
         assert row["batch_us"] > 0 and row["shinzo_us"] > 0
-        assert row["ratio"] == pytest.approx(row["shinzo_us"] / row["batch_us"], rel=0.02)
+        assert row["ratio"]["value"] == pytest.approx(row["shinzo_us"] / row["batch_us"], rel=0.02, abs=0.01)
     for processor in ("batch", "shinzo"):
         rate = result["throughput"][processor]
         assert rate["dropped"] == 0
@@ -96,6 +102,7 @@ def test_load_keeps_sessions_apart_and_loses_nothing(quick_run):
     assert shinzo["dropped"] == 0
     for run in ("baseline", "with_outage"):
         assert result["outage"][run]["spans_lost"] == 0
+        assert result["outage"][run]["duplicate_spans"] == 0
         assert result["outage"][run]["dropped"] == 0
     assert "recovery_seconds" in result["outage"]["with_outage"]
 
@@ -106,6 +113,28 @@ def test_percentile_interpolates_between_ranks():
     assert percentile([float(value) for value in range(1, 101)], 99) == pytest.approx(99.01)
     with pytest.raises(ValueError):
         percentile([], 50)
+
+
+def test_ratio_interval_resamples_whole_rounds():
+    # Every round has shinzo exactly twice the SDK: any resample gives 2, so the interval is [2, 2].
+    assert bootstrap(
+        10, ratio_of_means([2.0 * r for r in range(1, 11)], [float(r) for r in range(1, 11)])
+    ) == {
+        "value": 2.0,
+        "low": 2.0,
+        "high": 2.0,
+    }
+    noisy = bootstrap(6, ratio_of_means([1, 5, 1, 5, 1, 5], [2, 2, 2, 2, 2, 2]))
+    assert noisy["value"] == 1.5 and noisy["low"] < 1.5 < noisy["high"]
+    # A denominator that is not positive in most resamples: the figure is noise, no interval.
+    assert bootstrap(4, ratio_of_means([1, 1, 1, 1], [-1, -1, 1, -1]))["low"] is None
+
+
+def test_headline_weights_the_quiet_cells():
+    quiet = ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0])  # ratio 0.5, no noise
+    loud = ([1.0, 9.0, 1.0, 9.0, 1.0, 9.0], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0])  # ratio 2.5, noisy
+    estimate, shares = weighted_ratio([quiet, loud], 6)
+    assert shares[0] > 0.99 and estimate["value"] == pytest.approx(0.5, abs=0.01)
 
 
 def test_markdown_renders_tables_notes_and_plain_results():

@@ -188,6 +188,7 @@ class SessionManager:
         start_ns: int | None = None,
         links: Sequence[Link] = (),
         export_marker: bool = True,
+        idle_timeout_seconds: float | None = None,
     ) -> Session:
         """Open a session span (a new trace root) and export its start marker.
 
@@ -204,6 +205,12 @@ class SessionManager:
                 it continues).
             export_marker: export the `mcp.session.start` marker; False when resuming a session
                 whose marker was exported before.
+            idle_timeout_seconds: this session's `shinzo.session.idle_timeout`; default the
+                manager's.
+
+        The identity attributes (`session.id`, `mcp.session.id`, type, origin, idle timeout) are
+        set after `attributes`: the SDK evicts the oldest attributes first when a span has more than
+        its attribute limit, so identity survives any `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`.
         """
         session_id = session_id or protocol_session_id or uuid.uuid4().hex
         start_ns = start_ns if start_ns is not None else time.time_ns()
@@ -213,12 +220,17 @@ class SessionManager:
         session_stamp.update(stamp or {})
         if isinstance(origin, SessionType):
             origin = _DEFAULT_ORIGIN[origin]
+        idle_timeout = (
+            self._idle_timeout_attribute
+            if idle_timeout_seconds is None
+            else max(1, round(idle_timeout_seconds))
+        )
         span_attributes: dict[str, AttributeValue] = {
+            **(attributes or {}),
             **session_stamp,
             sc.SESSION_TYPE: origin.session_type.value,
             sc.SESSION_ORIGIN: origin.value,
-            sc.SESSION_IDLE_TIMEOUT: self._idle_timeout_attribute,
-            **(attributes or {}),
+            sc.SESSION_IDLE_TIMEOUT: idle_timeout,
         }
         # Not stamped by the session whose request may be starting this one (an admin shell reported
         # through a tool call): the new spans carry their own session's attributes.
@@ -294,6 +306,14 @@ class SessionManager:
         if self._session_duration is not None:
             self._session_duration.record(max(0, end_ns - session.start_ns) / 1e9, metric_attributes)
         self._boundary()
+
+    def release(self, session: Session) -> None:
+        """Forget an open session without ending it: its span is never ended nor exported here, and
+        `end_all` (shutdown) leaves it alone. For sessions that outlive this process (an admin shell
+        whose end a later tracking server records)."""
+        if session._claim_end():
+            with self._lock:
+                self._open_sessions.pop(session.session_id, None)
 
     def get(self, session_id: str) -> Session | None:
         """The open session with this id, if any."""

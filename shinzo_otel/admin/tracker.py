@@ -153,7 +153,6 @@ def _metadata_attributes(metadata: Mapping[str, Any]) -> dict[str, AttributeValu
 
 def _session_attributes(event: SessionStartEvent) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
-        sc.SESSION_IDLE_TIMEOUT: ADMIN_IDLE_TIMEOUT_SECONDS,
         sc.ADMIN_COMPONENT: event.component_name,
         sc.ADMIN_SHELL_TYPE: event.shell_type,
         sc.ADMIN_EVENT_ID: event.event_id,
@@ -255,9 +254,9 @@ class SessionTracker:
         handled later, by this tracker or another process, completes them), close the state file
         (reopened if the tracker is used again) and flush the pipeline the tracker built itself."""
         for session in self._open_sessions.values():
-            # Claimed as ended, so that the pipeline's shutdown (`SessionManager.end_all`) leaves the
-            # span unended and unexported: the session goes on in the shell.
-            session.ended = True
+            # The pipeline's shutdown (`SessionManager.end_all`) must leave the span unended and
+            # unexported: the session goes on in the shell.
+            self._sessions.release(session)
         self._open_sessions.clear()
         self._state.close()
         if self._owned_pipeline is not None:
@@ -396,6 +395,7 @@ class SessionTracker:
             start_ns=start_ns,
             links=links,
             export_marker=export_marker,
+            idle_timeout_seconds=ADMIN_IDLE_TIMEOUT_SECONDS,
         )
 
     # --- end --------------------------------------------------------------------------------------

@@ -185,7 +185,10 @@ class SessionStore:
     def _check_version(self) -> None:
         try:
             version = read_version(self._connection)
-            if 1 <= version < SCHEMA_VERSION:
+            empty = version == 0 and not self._connection.execute("SELECT 1 FROM sqlite_master").fetchone()
+            # An older schema is migrated; a file the exporter created a moment ago, before its first
+            # transaction, is an empty store, not a foreign database.
+            if 1 <= version < SCHEMA_VERSION or empty:
                 create_schema(self._connection)
                 return
         except sqlite3.Error as error:

@@ -932,11 +932,12 @@ def test_session_store_refuses_what_is_not_a_store(tmp_path: Path) -> None:
     with pytest.raises(SourceUnavailableError, match=r"garbage\.db"):
         SessionStore(garbage)
 
-    empty = tmp_path / "empty.db"
-    sqlite3.connect(empty).close()
-    empty.touch()
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE accounts (id INTEGER)")
+    connection.close()
     with pytest.raises(SourceUnavailableError, match="not a shinzo-otel session store"):
-        SessionStore(empty)
+        SessionStore(foreign)
 
 
 # --- abandoned sessions ----------------------------------------------------------------------------
@@ -1121,7 +1122,7 @@ def test_any_trace_is_replayable(requests_db: tuple[Path, list[str]]) -> None:
 )
 def test_request_lists_walk_the_request_index(requests_db: tuple[Path, list[str]], statement: str) -> None:
     """The shapes of `SessionStore.list_requests`: newest first along spans_requests, never a sort of
-    every span (100 000 requests: benchmarks/bench_store.py)."""
+    every span, so that 100 000 requests outside sessions list as fast as a few."""
     with sqlite3.connect(requests_db[0]) as connection:
         plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}"))
     assert "USING INDEX spans_requests" in plan
@@ -1216,3 +1217,13 @@ def test_prune_removes_ended_sessions_and_requests_started_before(db: Path) -> N
     assert sessions == ["new-ended", "held", "old-open"]
     assert requests == [new_request]
     assert [entry.name for entry in held.timeline] == ["POST /mcp", "tools/list"]
+
+
+def test_a_file_created_before_its_first_export_reads_as_an_empty_store(tmp_path: Path):
+    """The exporter creates the file first and its schema in its first transaction; a reader in
+    between sees an empty store, not "not a shinzo-otel store"."""
+    path = tmp_path / "new.db"
+    sqlite3.connect(path).close()  # what the file is between its creation and the first export
+    with SessionStore(path) as store:
+        assert store.list_sessions() == []
+        assert store.count_requests() == 0

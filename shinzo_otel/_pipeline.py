@@ -1,19 +1,27 @@
-"""The export pipeline: exporter wrappers that run on the SDK's batch worker (STYLE.md items 1, 2, 14).
+"""The export pipeline: privacy on the SDK's batch worker, resilience on one sender thread that keeps
+the worker's guarantees (STYLE.md items 1, 2, 14).
 
 `ShinzoSpanProcessor` hands finished spans to the SDK's `BatchSpanProcessor` (worker thread, bounded
-queue, restarted in a forked child, instrumentation suppressed while exporting) whose exporter is
-this chain, so every guarantee of the SDK's worker holds for privacy and resilience too:
+queue, restarted in a forked child, instrumentation suppressed while exporting), whose exporter is
+this chain:
 
     BatchSpanProcessor worker
-      -> ScrubbingExporter: the privacy rules applied to a copy of each span; fail closed
-      -> RetryingExporter: circuit breaker and bounded retry buffer (the one retry layer)
-      -> the real exporter: official OTLP, or the embedded store
+      -> ScrubbingExporter: the privacy rules applied to a copy of each span (fail closed)
+      -> RetryingExporter: appends to a bounded retry buffer and returns at once
+    sender thread (suppressed, restarted after fork, bounded by the buffer)
+      -> circuit breaker -> the real exporter: official OTLP, or the embedded store
 
-One retry layer, no duplicates: a chunk is sent again only when the export failed before its timeout
-(the endpoint refused the connection or answered with an error, so it stored nothing). An export that
-runs into its timeout may have been stored by a slow endpoint: it is never sent again, and its spans
-are counted as `export_timeout`. Within one export the OTLP exporter's own retries (the OTLP spec's
-transient errors, never after a timeout) stay bounded by `export_timeout_millis`.
+Why a second thread: the OTLP exporters retry a refused connection or a 503 with backoff for up to
+their whole timeout (the OTLP spec's transient errors). Run on the batch worker, each such export
+held the worker for ~7 s while the SDK's queue overflowed (1 243 spans lost in a 10 s outage in the
+load benchmark). On the sender, the wait fills the retry buffer instead, whose bounds are the
+user's (`retry_buffer_max_*`, default 8192 spans), never the request path's queue.
+
+One retry layer, no duplicates: a chunk is sent again only when its export failed before the
+timeout (the endpoint refused the connection or answered with an error: it stored nothing). An
+export that runs into `export_timeout_millis` may have been stored by a slow endpoint: it is never
+sent again, and its spans are counted as `export_timeout`. Within one export the OTLP exporter's own
+retries stay bounded by `export_timeout_millis` and never follow a timeout either.
 """
 
 from __future__ import annotations
@@ -175,8 +183,8 @@ def _approximate_size(span: ReadableSpan) -> int:
 
 
 class _RetryBuffer:
-    """Spans the endpoint refused, oldest first, bounded in count and approximate bytes; the oldest
-    are evicted beyond the bounds. Not locked: its owner holds the lock."""
+    """Scrubbed spans waiting to be sent, oldest first, bounded in count and approximate bytes; the
+    oldest are evicted beyond the bounds. Not locked: its owner holds the lock."""
 
     def __init__(self, max_spans: int, max_bytes: int) -> None:
         self._max_spans = max_spans
@@ -188,26 +196,43 @@ class _RetryBuffer:
         return len(self._spans)
 
     def keep(self, spans: Iterable[ReadableSpan]) -> int:
-        """Add spans (newest last); returns how many of the oldest were evicted."""
+        """Add the newest spans; returns how many of the oldest were evicted."""
         for span in spans:
             size = _approximate_size(span)
             self._spans.append((span, size))
             self._bytes += size
+        return self._evict()
+
+    def put_back(self, chunk: Sequence[tuple[ReadableSpan, int]]) -> int:
+        """Return a refused chunk to the front (it is the oldest); returns how many were evicted."""
+        for item in reversed(chunk):
+            self._spans.appendleft(item)
+            self._bytes += item[1]
+        return self._evict()
+
+    def take(self, count: int) -> list[tuple[ReadableSpan, int]]:
+        """Remove and return up to `count` of the oldest spans (with their sizes)."""
+        chunk = [self._spans.popleft() for _ in range(min(count, len(self._spans)))]
+        self._bytes -= sum(size for _, size in chunk)
+        return chunk
+
+    def clear(self) -> int:
+        """Forget every span; returns how many there were."""
+        count = len(self._spans)
+        self._spans.clear()
+        self._bytes = 0
+        return count
+
+    def _evict(self) -> int:
         evicted = 0
         while self._spans and (len(self._spans) > self._max_spans or self._bytes > self._max_bytes):
             self._bytes -= self._spans.popleft()[1]
             evicted += 1
         return evicted
 
-    def take_all(self) -> list[ReadableSpan]:
-        spans = [span for span, _ in self._spans]
-        self._spans.clear()
-        self._bytes = 0
-        return spans
-
 
 class RetryingExporter(SpanExporter):
-    """Sends chunks to the real exporter through a circuit breaker; keeps refused spans for later.
+    """Keeps scrubbed spans in a bounded buffer that a sender thread exports through a circuit breaker.
 
     Args:
         exporter: the real exporter, or a zero-argument factory of it. With a factory, a forked child
@@ -216,11 +241,11 @@ class RetryingExporter(SpanExporter):
         stats: where exports and drops are counted.
         max_export_batch_size: spans per call of the real exporter.
         export_timeout_millis: the real exporter's timeout (see the module doc for its use).
-        retry_buffer_max_spans, retry_buffer_max_bytes: bound of the spans kept for retry.
+        retry_buffer_max_spans, retry_buffer_max_bytes: bound of the spans waiting to be sent.
         circuit_breaker_failures, circuit_breaker_open_millis: the breaker (seed 002: 3, 60000).
 
-    Kept spans go out, oldest first, with the next export (the next batch the worker hands over),
-    `force_flush`, or shutdown; while the breaker is open nothing is sent.
+    The sender thread has the batch worker's guarantees: instrumentation suppressed for its whole
+    life, a new thread in a forked child (`after_fork`), and memory bounded by the buffer.
     """
 
     def __init__(
@@ -236,29 +261,30 @@ class RetryingExporter(SpanExporter):
         circuit_breaker_open_millis: int,
     ) -> None:
         self._factory = None if isinstance(exporter, SpanExporter) else exporter
-        self._exporter = exporter if isinstance(exporter, SpanExporter) else exporter()
+        self._exporter: SpanExporter | None = exporter if isinstance(exporter, SpanExporter) else None
         self._stats = stats
         self._batch_size = max_export_batch_size
         self._timeout = export_timeout_millis / 1000
         self._buffer_bounds = (retry_buffer_max_spans, retry_buffer_max_bytes)
         self._breaker_settings = (circuit_breaker_failures, circuit_breaker_open_millis / 1000)
-        self._init_state()
+        self._start()
 
-    def _init_state(self) -> None:
+    def _start(self) -> None:
         self._buffer = _RetryBuffer(*self._buffer_bounds)
         self._breaker = CircuitBreaker(*self._breaker_settings)
-        # Held for a whole export (the worker) or flush (a caller's thread): one sender at a time.
-        self._sending = threading.Lock()
+        self._changed = threading.Condition()
         self._in_flight = 0
+        self._failures = 0
         self._last_failed = False
         self._closing = False
         self._finished = False
         self._exporter_shut_down = False
-        self._forked = False
+        self._sender = threading.Thread(target=self._send_loop, name="ShinzoExportSender", daemon=True)
+        self._sender.start()
 
     @property
     def pending(self) -> int:
-        """Spans the endpoint refused, kept to be sent again."""
+        """Spans waiting in the buffer (refused ones included), not counting a chunk being sent."""
         return len(self._buffer)
 
     @property
@@ -266,111 +292,116 @@ class RetryingExporter(SpanExporter):
         return self._breaker.is_open
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Send the kept spans, then `spans`, in chunks; keep what the endpoint refuses. Runs on the
-        batch worker, whose instrumentation is suppressed."""
-        with self._sending:
-            if self._forked:
-                self._start_in_child()
+        """Hand `spans` to the sender (on the batch worker); never waits for the network."""
+        with self._changed:
             if self._finished:
-                self._stats.add_dropped(DROP_SHUTDOWN, len(spans))
-                return SpanExportResult.FAILURE
-            if not self._may_send():  # breaker open: keep the new spans, leave the kept ones be
-                self._stats.add_dropped(DROP_BUFFER_FULL, self._buffer.keep(spans))
-                return SpanExportResult.FAILURE
-            return self._send_all([*self._buffer.take_all(), *spans])
+                evicted, reason = len(spans), DROP_SHUTDOWN
+            else:
+                evicted, reason = self._buffer.keep(spans), DROP_BUFFER_FULL
+                self._changed.notify_all()
+        self._stats.add_dropped(reason, evicted)
+        return SpanExportResult.SUCCESS
 
     def flush(self, timeout_millis: int) -> bool:
-        """Send the kept spans now (a caller's thread: instrumentation suppressed here). True when
-        nothing is left; False when the endpoint refuses, the breaker is open, or the worker's export
-        did not finish within `timeout_millis`."""
-        if not self._sending.acquire(timeout=timeout_millis / 1000):
-            return False
-        try:
-            if self._finished:
-                return False
-            if self._buffer:
-                with suppress_instrumentation():
-                    self._send_all(self._buffer.take_all())
-            return not self._buffer and not self._last_failed
-        finally:
-            self._sending.release()
+        """Wait until every waiting span is sent. False when an export fails meanwhile, the breaker is
+        open, or `timeout_millis` passes."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._changed:
+            failures = self._failures
+            while self._buffer or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if self._failures != failures or not self._may_send() or remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return not self._finished and self._failures == failures
 
     def start_closing(self) -> None:
         """From now on: no attempt after a failure, none while the breaker is open, and none if the
         last export failed. If it did, the real exporter is shut down at once, which cuts short the
         backoff of an export in progress: a dead endpoint does not hold shutdown up."""
-        self._closing = True
-        if self._last_failed:
+        with self._changed:
+            self._closing = True
+            known_down = self._last_failed
+            self._changed.notify_all()
+        if known_down:
             self._shutdown_exporter()
 
     def finish(self) -> None:
-        """Stop for good: spans still kept or being sent are counted as dropped (`shutdown`); the real
-        exporter is shut down (which also cuts an export stuck in a backoff). Idempotent; never waits
-        for an export in progress (that export counts its own leftovers when it returns)."""
-        if self._finished:
-            return
-        idle = self._sending.acquire(blocking=False)
-        try:
+        """Stop for good: spans still waiting or being sent are counted as dropped (`shutdown`); the
+        sender stops; the real exporter is shut down. Idempotent; never waits for an export in
+        progress (its spans are counted here, and its outcome ignored)."""
+        with self._changed:
+            if self._finished:
+                return
             self._finished = True
-            self._stats.add_dropped(DROP_SHUTDOWN, len(self._buffer.take_all()) + self._in_flight)
-        finally:
-            if idle:
-                self._sending.release()
+            left = self._buffer.clear() + self._in_flight
+            self._changed.notify_all()
+        self._stats.add_dropped(DROP_SHUTDOWN, left)
         self._shutdown_exporter()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.flush(timeout_millis)
 
     def shutdown(self) -> None:
-        """Called by the batch processor once its worker has stopped."""
+        """Called by the batch processor once its worker has handed over its last spans: the sender
+        gets one export timeout to send them (see `start_closing`), then everything stops."""
+        self.flush(int(self._timeout * 1000))
         self.finish()
 
     def after_fork(self) -> None:
-        """In a forked child (called from the processor's `os.register_at_fork` hook): the parent's
-        kept spans are the parent's to send; locks and breaker start afresh; the real exporter is
-        rebuilt on the first export when a factory was given."""
-        self._init_state()
-        self._forked = True
+        """In a forked child (the processor's `os.register_at_fork` hook): the parent's waiting spans
+        are the parent's to send; a fresh buffer, breaker and sender thread; the real exporter is
+        rebuilt in the child when a factory was given."""
+        if self._factory is not None:
+            self._exporter = None  # the parent's is abandoned, never shut down from here
+        self._start()
 
-    # --- internals -------------------------------------------------------------------------------
+    # --- the sender thread ----------------------------------------------------------------------
 
     def _may_send(self) -> bool:
         if self._finished or (self._closing and self._last_failed):
             return False
         return self._breaker.allow()
 
-    def _send_all(self, spans: list[ReadableSpan]) -> SpanExportResult:
-        index = 0
-        while index < len(spans) and self._may_send():
-            chunk = spans[index : index + self._batch_size]
-            index += len(chunk)
-            if not self._send(chunk):
-                index -= len(chunk)  # refused: nothing was stored, so the chunk is kept
-                break
-            if self._last_failed:  # ran into the timeout: counted as dropped, never sent again
-                break
-        left = spans[index:]
-        if left and self._finished:
-            self._stats.add_dropped(DROP_SHUTDOWN, len(left))
-        elif left:
-            self._stats.add_dropped(DROP_BUFFER_FULL, self._buffer.keep(left))
-        return SpanExportResult.FAILURE if left or self._last_failed else SpanExportResult.SUCCESS
+    def _send_loop(self) -> None:
+        with suppress_instrumentation():  # our export calls are never traced, like the SDK worker's
+            while True:
+                with self._changed:
+                    while not self._finished and (not self._buffer or not self._may_send()):
+                        wait = (
+                            self._breaker.seconds_until_probe()
+                            if self._buffer and not self._closing
+                            else None
+                        )
+                        self._changed.wait(wait)
+                    if self._finished:
+                        return
+                    chunk = self._buffer.take(self._batch_size)
+                    self._in_flight = len(chunk)
+                settled = self._send([span for span, _ in chunk])
+                with self._changed:
+                    self._in_flight = 0
+                    evicted = 0 if settled or self._finished else self._buffer.put_back(chunk)
+                    self._changed.notify_all()
+                self._stats.add_dropped(DROP_BUFFER_FULL, evicted)
 
     def _send(self, chunk: list[ReadableSpan]) -> bool:
         """Export one chunk. False when it was refused (keep it); True when it is settled: exported,
         or dropped after running into the timeout."""
-        self._in_flight = len(chunk)
         started = time.monotonic()
         try:
-            success = self._exporter.export(chunk) is SpanExportResult.SUCCESS
+            if self._exporter is None:
+                self._exporter = self._factory() if self._factory is not None else None
+            success = self._exporter is not None and self._exporter.export(chunk) is SpanExportResult.SUCCESS
         except Exception:
             _logger.debug("exporter raised", exc_info=True)
             success = False
         elapsed = time.monotonic() - started
-        self._in_flight = 0
-        if self._finished:  # shutdown gave up waiting and already counted this chunk
-            return True
-        self._last_failed = not success
+        with self._changed:
+            if self._finished:  # shutdown stopped waiting and counted this chunk already
+                return True
+            self._last_failed = not success
+            self._failures += not success
         if success:
             self._stats.add_exported(len(chunk))
             if self._breaker.record_success():
@@ -389,16 +420,14 @@ class RetryingExporter(SpanExporter):
             return True
         return False
 
-    def _start_in_child(self) -> None:
-        self._forked = False
-        if self._factory is not None:
-            self._exporter = self._factory()  # the parent's is abandoned, never shut down from here
-
     def _shutdown_exporter(self) -> None:
-        if self._exporter_shut_down:
-            return
-        self._exporter_shut_down = True
+        with self._changed:
+            if self._exporter_shut_down or self._exporter is None:
+                self._exporter_shut_down = True
+                return
+            self._exporter_shut_down = True
+            exporter = self._exporter
         try:
-            self._exporter.shutdown()
+            exporter.shutdown()
         except Exception:
             _logger.debug("exporter shutdown raised", exc_info=True)

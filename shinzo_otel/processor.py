@@ -196,7 +196,8 @@ class ShinzoSpanProcessor(SpanProcessor):
 
     @property
     def pending_retries(self) -> int:
-        """Spans the endpoint refused, kept to be sent again."""
+        """Spans scrubbed and waiting for the sender: those the endpoint refused, kept to be sent
+        again, and those not tried yet (bounded by `retry_buffer_max_spans`)."""
         return self._retrying.pending
 
     @property

@@ -249,17 +249,19 @@ async def test_shutdown_after_the_endpoint_died_does_not_wait(tracer_provider: T
         dead_endpoint = dead.http_endpoint
     server = make_mcpserver(tracer_provider)
     observability = instrument_server(
-        server, {"server_name": "dead", "exporter_endpoint": dead_endpoint}, tracer_provider=tracer_provider
+        server,
+        {"server_name": "dead", "exporter_endpoint": dead_endpoint, "circuit_breaker_failures": 1},
+        tracer_provider=tracer_provider,
     )  # the default 10 s export timeout: the exporter retries a refused connection for ~7 s
+    processor = observability.processor
+    assert processor is not None
     async with Client(server, mode="legacy") as client:
         await client.call_tool("echo", {"text": "a"})
-        processor = observability.processor
-        assert processor is not None
-        await anyio.to_thread.run_sync(lambda: _wait(lambda: processor.pending_retries > 0))
+        await anyio.to_thread.run_sync(lambda: _wait(lambda: processor.circuit_open))
         await client.call_tool("echo", {"text": "b"})
     started = time.monotonic()
     await observability.shutdown()
-    assert time.monotonic() - started < 10  # the last export failed: no new attempt at shutdown
+    assert time.monotonic() - started < 10  # the endpoint is known to be down: no new attempt
     assert processor.exported_spans == 0 and processor.dropped_spans["shutdown"] > 0
 
 

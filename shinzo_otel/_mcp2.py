@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from shinzo_otel import _semconv as sc
 from shinzo_otel._tracing import Carrier, InboundMessage, Outcome, RequestTracer
 from shinzo_otel._transport import http_attributes, sse_session_id
-from shinzo_otel.sessions import SessionOrigin, enter_session, exit_session
+from shinzo_otel.sessions import SessionOrigin
 
 _logger = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class Mcp2Middleware:
         operation = self.tracer.start(message)
         if operation is None:
             return await call_next(ctx)
-        session_token = enter_session(operation.session)
+        tokens = self.tracer.activate(operation)
         context_token = otel_context.attach(trace.set_span_in_context(operation.span))
         try:
             with self._around_call():
@@ -278,7 +278,7 @@ class Mcp2Middleware:
             raise
         finally:
             otel_context.detach(context_token)
-            exit_session(session_token)
+            self.tracer.deactivate(tokens)
         self.tracer.finish(operation, Outcome(result=result, wire=_wire))
         return result
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, MutableMapping
+from contextvars import Token
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
@@ -35,7 +36,16 @@ from opentelemetry.trace import Link, Span, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
-from shinzo_otel.sessions import LogicalSessions, Session, SessionManager, SessionOrigin
+from shinzo_otel._routing import enter_processor, exit_processor
+from shinzo_otel.processor import ShinzoSpanProcessor
+from shinzo_otel.sessions import (
+    LogicalSessions,
+    Session,
+    SessionManager,
+    SessionOrigin,
+    enter_session,
+    exit_session,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -240,6 +250,9 @@ class RequestTracer:
             unknown methods are recorded as `_OTHER`.
         target_lookup: `(kind, name) -> bool | None`, whether the server has this tool (`kind`
             "tool") or prompt ("prompt"); None when it cannot tell.
+        processor: the server's own `ShinzoSpanProcessor`: every span started while one of its
+            messages is handled (session spans included) goes through it, with its privacy rules,
+            even when servers share a TracerProvider (`_routing`).
 
     `start` and `finish` never raise: a failure is logged and the message served untraced.
     """
@@ -256,6 +269,7 @@ class RequestTracer:
         conversation_baggage_keys: tuple[str, ...] = (),
         method_known: Callable[[str], bool] = lambda method: False,
         target_lookup: Callable[[str, str], bool | None] = lambda kind, name: None,
+        processor: ShinzoSpanProcessor | None = None,
     ) -> None:
         self._tracer = tracer
         self._sessions = sessions
@@ -266,6 +280,7 @@ class RequestTracer:
         self._baggage_keys = conversation_baggage_keys
         self._method_known = method_known
         self._targets = _TargetNames(target_lookup)
+        self._processor = processor
         self.manual_session: Session | None = None
         """The process-level session of `enable_session_tracking`, set by the instrumentation."""
         self.manual_stamp: Mapping[str, AttributeValue] = {}
@@ -275,11 +290,28 @@ class RequestTracer:
 
     def start(self, message: InboundMessage) -> Operation | None:
         """Resolve the message's session and start its SERVER span; None if that failed."""
+        token = enter_processor(self._processor)
         try:
             return self._start(message)
         except Exception:  # telemetry never breaks the host: serve the request untraced
             _logger.warning("shinzo_otel could not trace %s", message.method, exc_info=True)
             return None
+        finally:
+            exit_processor(token)
+
+    def activate(self, operation: Operation | None) -> tuple[Token[Any], Token[Any]]:
+        """Make the operation's session and this server's processor current while its handler runs
+        (spans the handler starts carry the session's attributes and go through this server's
+        pipeline); undo with `deactivate`. The adapter sets the OTel context itself."""
+        return enter_processor(self._processor), enter_session(
+            None if operation is None else operation.session
+        )
+
+    @staticmethod
+    def deactivate(tokens: tuple[Token[Any], Token[Any]]) -> None:
+        """Undo `activate`."""
+        exit_session(tokens[1])
+        exit_processor(tokens[0])
 
     def _start(self, message: InboundMessage) -> Operation:
         method = message.method

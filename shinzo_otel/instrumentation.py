@@ -301,6 +301,7 @@ def instrument_server(
             conversation_baggage_keys=resolved.conversation_baggage_keys,
             method_known=_adapter.method_known(server),
             target_lookup=_adapter.target_lookup(server),
+            processor=processor,
         )
         installed = _adapter.install(server, requests)
         observability = Observability(

@@ -116,11 +116,6 @@ async def _echo(server: Any, text: str) -> None:
         assert not result.is_error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the request tracer must mark its server around each request: "
-    "shinzo_otel._routing.enter_processor / exit_processor (remove this marker when it does)",
-)
 async def test_two_servers_on_one_provider_keep_their_own_privacy(
     receiver: OtlpReceiver, tracer_provider: TracerProvider
 ):

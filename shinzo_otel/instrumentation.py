@@ -14,7 +14,11 @@ import anyio.to_thread
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
 from opentelemetry.metrics import Histogram, MeterProvider
-from opentelemetry.sdk.environment_variables import OTEL_SDK_DISABLED
+from opentelemetry.sdk.environment_variables import (
+    OTEL_SDK_DISABLED,
+    OTEL_TRACES_SAMPLER,
+    OTEL_TRACES_SAMPLER_ARG,
+)
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -29,6 +33,7 @@ from shinzo_otel._tracing import RequestTracer
 from shinzo_otel._version import version
 from shinzo_otel.config import ShinzoConfig
 from shinzo_otel.processor import ShinzoSpanProcessor
+from shinzo_otel.sampling import SESSION_SAMPLER_NAME, session_sampler_from_arg
 from shinzo_otel.sessions import LogicalSessions, SessionManager, SessionTracker, SessionType
 
 _logger = logging.getLogger(__name__)
@@ -183,7 +188,12 @@ def _resolve_tracer_provider(
     if isinstance(global_provider, TracerProvider):
         return global_provider, False
     resource = Resource.create({SERVICE_NAME: config.server_name, SERVICE_VERSION: config.server_version})
-    provider = TracerProvider(resource=resource)
+    # The SDK reads OTEL_TRACES_SAMPLER's built-in names only; ours is an entry point that a distro's
+    # configurator finds, and so do we for the provider we create.
+    sampler = None
+    if os.environ.get(OTEL_TRACES_SAMPLER, "").strip().lower() == SESSION_SAMPLER_NAME:
+        sampler = session_sampler_from_arg(os.environ.get(OTEL_TRACES_SAMPLER_ARG))
+    provider = TracerProvider(resource=resource, sampler=sampler)
     if isinstance(global_provider, trace.ProxyTracerProvider):
         trace.set_tracer_provider(provider)
     else:

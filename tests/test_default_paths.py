@@ -6,6 +6,7 @@ OpenTelemetry itself or did not, and the zero-code path through `opentelemetry-i
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,3 +53,23 @@ async def test_the_host_global_provider_is_used_and_keeps_working(receiver: Otlp
     # The host's own processor still sees every span, ours included.
     seen = names.read_text(encoding="utf-8").splitlines()
     assert "tools/call echo" in seen and "mcp.session" in seen
+
+
+def test_the_session_sampler_from_the_environment_on_the_provider_we_create(tmp_path: Path):
+    """`OTEL_TRACES_SAMPLER=shinzo_session` reaches the TracerProvider `instrument_server` creates when
+    the host has none (the SDK itself only knows its built-in sampler names)."""
+    script = (
+        "from mcp.server import MCPServer\n"
+        "from shinzo_otel import instrument_server\n"
+        "handle = instrument_server(MCPServer('s'), {'server_name': 's'})\n"
+        "print(handle.tracer_provider.sampler.get_description())\n"
+    )
+    env = {
+        **os.environ,
+        "OTEL_TRACES_SAMPLER": "shinzo_session",
+        "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        "SHINZO_STORE_PATH": str(tmp_path / "s.db"),
+    }
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "SessionSampler{0.25}"

@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
@@ -184,49 +184,67 @@ def _approximate_size(span: ReadableSpan) -> int:
 
 class _RetryBuffer:
     """Scrubbed spans waiting to be sent, oldest first, bounded in count and approximate bytes; the
-    oldest are evicted beyond the bounds. Not locked: its owner holds the lock."""
+    oldest are evicted beyond the bounds. Not locked: its owner holds the lock.
 
-    def __init__(self, max_spans: int, max_bytes: int) -> None:
+    Sizing a span walks its attributes (~3 µs), so a span is sized only once more than `sized_after`
+    spans wait (one batch: the sender is falling behind, and memory is what the bound is about);
+    spans that leave at the sender's pace are never sized. Entries are `[span, size]`, size 0 while
+    unsized.
+    """
+
+    def __init__(self, max_spans: int, max_bytes: int, sized_after: int) -> None:
         self._max_spans = max_spans
         self._max_bytes = max_bytes
-        self._spans: collections.deque[tuple[ReadableSpan, int]] = collections.deque()
+        self._sized_after = sized_after
+        self._spans: collections.deque[list[Any]] = collections.deque()
         self._bytes = 0
+        self._unsized = 0
 
     def __len__(self) -> int:
         return len(self._spans)
 
     def keep(self, spans: Iterable[ReadableSpan]) -> int:
         """Add the newest spans; returns how many of the oldest were evicted."""
-        for span in spans:
-            size = _approximate_size(span)
-            self._spans.append((span, size))
-            self._bytes += size
+        before = len(self._spans)
+        self._spans.extend([span, 0] for span in spans)
+        self._unsized += len(self._spans) - before
         return self._evict()
 
-    def put_back(self, chunk: Sequence[tuple[ReadableSpan, int]]) -> int:
+    def put_back(self, chunk: Sequence[list[Any]]) -> int:
         """Return a refused chunk to the front (it is the oldest); returns how many were evicted."""
-        for item in reversed(chunk):
-            self._spans.appendleft(item)
-            self._bytes += item[1]
+        for entry in reversed(chunk):
+            self._spans.appendleft(entry)
+            self._bytes += entry[1]
+            self._unsized += not entry[1]
         return self._evict()
 
-    def take(self, count: int) -> list[tuple[ReadableSpan, int]]:
-        """Remove and return up to `count` of the oldest spans (with their sizes)."""
+    def take(self, count: int) -> list[list[Any]]:
+        """Remove and return up to `count` of the oldest entries."""
         chunk = [self._spans.popleft() for _ in range(min(count, len(self._spans)))]
-        self._bytes -= sum(size for _, size in chunk)
+        for _, size in chunk:
+            self._bytes -= size
+            self._unsized -= not size
         return chunk
 
     def clear(self) -> int:
         """Forget every span; returns how many there were."""
         count = len(self._spans)
         self._spans.clear()
-        self._bytes = 0
+        self._bytes = self._unsized = 0
         return count
 
     def _evict(self) -> int:
+        if self._unsized and len(self._spans) > self._sized_after:
+            for entry in self._spans:
+                if not entry[1]:
+                    entry[1] = _approximate_size(entry[0])
+                    self._bytes += entry[1]
+            self._unsized = 0
         evicted = 0
         while self._spans and (len(self._spans) > self._max_spans or self._bytes > self._max_bytes):
-            self._bytes -= self._spans.popleft()[1]
+            _, size = self._spans.popleft()
+            self._bytes -= size
+            self._unsized -= not size
             evicted += 1
         return evicted
 
@@ -270,7 +288,7 @@ class RetryingExporter(SpanExporter):
         self._start()
 
     def _start(self) -> None:
-        self._buffer = _RetryBuffer(*self._buffer_bounds)
+        self._buffer = _RetryBuffer(*self._buffer_bounds, sized_after=self._batch_size)
         self._breaker = CircuitBreaker(*self._breaker_settings)
         self._changed = threading.Condition()
         self._in_flight = 0

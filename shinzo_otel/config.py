@@ -230,8 +230,9 @@ class ProcessorSettings(BaseSettings):
         export_timeout_millis (int): how long one export may take, the OTLP exporter's own retries
             included (it is the timeout of the exporters built from a `ShinzoConfig`), and the bound
             of `shutdown()`; default `OTEL_BSP_EXPORT_TIMEOUT`, else 10000.
-        retry_buffer_max_spans, retry_buffer_max_bytes (int): bound of the spans kept while the
-            endpoint refuses them; beyond it the oldest are dropped (`buffer_full`); defaults
+        retry_buffer_max_spans, retry_buffer_max_bytes (int): bound of the spans waiting for the
+            sender, those the endpoint refused included; beyond it the oldest are dropped
+            (`buffer_full`). Bytes are approximate, counted once more than one batch waits. Defaults
             `SHINZO_RETRY_BUFFER_MAX_*`, else 8192 spans and 32 MiB.
         circuit_breaker_failures, circuit_breaker_open_millis (int): consecutive failed exports that
             open the circuit breaker, and how long it refuses exports before one probe; defaults

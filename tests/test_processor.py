@@ -184,7 +184,13 @@ def test_dead_endpoint_memory_bounded_and_drops_counted(provider: TracerProvider
 
 def test_retry_buffer_bounded_in_bytes(receiver: OtlpReceiver, provider: TracerProvider):
     receiver.set_mode("unavailable")
-    processor = _processor(receiver, retry_buffer_max_bytes=20_000, timeout=0.2, circuit_breaker_failures=1)
+    processor = _processor(
+        receiver,
+        retry_buffer_max_bytes=20_000,
+        max_export_batch_size=10,  # bytes are counted once more than a batch waits
+        timeout=0.2,
+        circuit_breaker_failures=1,
+    )
     provider.add_span_processor(processor)
     _end_spans(provider, 100, payload="x" * 1000)  # about 1.2 kB each: the buffer keeps ~16
     processor.force_flush()

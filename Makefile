@@ -14,7 +14,7 @@ BIN_FASTMCP2 := .venv-fastmcp2/bin
 # mypy under mcp 1.x: every module but the mcp 2.x-only ones, whose imports are followed silently.
 MCP1_TYPED := $(filter-out shinzo_otel/_mcp2.py shinzo_otel/admin/%,$(wildcard shinzo_otel/*.py shinzo_otel/*/*.py))
 
-.PHONY: install demo test test-mcp2 test-mcp1 test-fastmcp2 lint typecheck bench clean
+.PHONY: install demo test test-mcp2 test-mcp1 test-fastmcp2 coverage lint typecheck bench clean
 
 # $(call venv,DIR,PINS): a virtual environment with the project (editable), its test tools and PINS.
 define venv
@@ -45,20 +45,26 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck test-mcp2 test-mcp1 test-fastmcp2
+test: lint typecheck test-mcp2 test-mcp1 test-fastmcp2 coverage
 
+# Each run adds its data files (subprocesses included); `coverage` combines all of them.
 test-mcp2: install
-	$(BIN)/pytest -q
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q
 
 test-mcp1: $(BIN_MCP1)/.installed
 	$(BIN_MCP1)/mypy --follow-imports=silent $(MCP1_TYPED)
-	$(BIN_MCP1)/pytest -q
+	$(BIN_MCP1)/coverage run -m pytest -q
 
 test-fastmcp2: $(BIN_FASTMCP2)/.installed
-	$(BIN_FASTMCP2)/pytest -q tests/mcp1
+	$(BIN_FASTMCP2)/coverage run -m pytest -q tests/mcp1
+
+coverage: install
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
 
 bench: install
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .venv-mcp1 .venv-fastmcp2 .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-mcp1 .venv-fastmcp2 .mypy_cache .ruff_cache build dist *.egg-info .coverage .coverage.*

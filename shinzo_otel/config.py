@@ -15,12 +15,14 @@ resilience); `ShinzoConfig` adds the server identity, the exporter and the sessi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from opentelemetry.environment_variables import OTEL_METRICS_EXPORTER
 from opentelemetry.sdk.environment_variables import (
@@ -277,6 +279,12 @@ class ProcessorSettings(BaseSettings):
     @classmethod
     def _privacy_rules(cls, value: object) -> object:
         if isinstance(value, Mapping):
+            known = {field.name for field in dataclasses.fields(PrivacyRules)}
+            unknown = sorted(str(key) for key in value if key not in known)
+            if unknown:
+                raise ValueError(
+                    f"unknown key {', '.join(unknown)}; PrivacyRules has {', '.join(sorted(known))}"
+                )
             return PrivacyRules.from_env(**dict(value))
         return value
 
@@ -423,8 +431,20 @@ class ShinzoConfig(ProcessorSettings):
 
     @field_validator("exporter_endpoint", "metrics_endpoint", mode="after")
     @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        """Blank is none; otherwise an `http://` or `https://` URL with a host. Without a scheme the
+        OTLP exporters fail only later (HTTP: no connection adapter; gRPC: a TLS handshake with a
+        plaintext collector), so it is refused here rather than guessed."""
+        value = value.strip() if value is not None else None
+        if not value:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError(
+                f"{value!r} is not an http:// or https:// URL (write http://{value} for a plaintext "
+                "collector, https:// for TLS)"
+            )
+        return value
 
     def resolved_headers(self, signal: Literal["traces", "metrics"] = "traces") -> dict[str, str]:
         """Headers of `signal`'s exporter: `OTEL_EXPORTER_OTLP_{TRACES|METRICS}_HEADERS`, else

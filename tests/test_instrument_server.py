@@ -308,6 +308,16 @@ async def test_telemetry_failure_never_reaches_the_tool_call(receiver: OtlpRecei
         ({"server_name": "s", "enable_argument_collection": "perhaps"}, "enable_argument_collection"),
         ({"server_name": "s", "max_export_batch_size": 0}, "max_export_batch_size"),
         ({"server_version": "1"}, "server_name"),
+        # A URL without its scheme fails only later in the exporters (HTTP: no adapter; gRPC: TLS).
+        (
+            {"server_name": "s", "exporter_endpoint": "localhost:4318"},
+            "exporter_endpoint: Value error, 'localhost:4318' is not an http://",
+        ),
+        (
+            {"server_name": "s", "exporter_endpoint": "127.0.0.1:4317", "exporter_protocol": "grpc"},
+            "exporter_endpoint",
+        ),
+        ({"server_name": "s", "privacy": {"bogus": 1}}, "privacy: Value error, unknown key bogus"),
     ],
 )
 def test_bad_config_raises_value_error_naming_the_key(config: dict[str, Any], key: str):

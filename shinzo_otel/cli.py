@@ -33,7 +33,9 @@ stderr while the rest is read. A progress bar on stderr follows long reads when 
 
 A new command is a decorated function: `@app.command()` (or `@sessions_app.command()`,
 `@requests_app.command()`), with the option aliases below (`SourceOption`, `OutputOption`, ...) for
-the usual flags. User-facing help never cites the seeds or notes of this repository.
+the usual flags; a command taking the session filters declares them (`TypeOption` ... `HasErrorOption`)
+and a `typer.Context`, and `_session_filter(ctx)` reads them. User-facing help never cites the seeds
+or notes of this repository.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shinzo_otel._version import version
 from shinzo_otel.replay.analytics import check_options, run_analytics
-from shinzo_otel.replay.model import Session, SessionSummary
+from shinzo_otel.replay.model import Session
 from shinzo_otel.replay.query import PruneQuery, RequestQuery, SessionQuery
 from shinzo_otel.replay.render import (
     print_replay,
@@ -292,37 +294,34 @@ def _query(model: type[_Query], **options: Any) -> _Query:
         _fail(f"{option}: {first['input']!r}: {first['msg']}", _USAGE_ERROR)
 
 
-def _session_filter(
-    *,
-    limit: int | None,
-    session_type: str | None,
-    origin: str | None,
-    component: str | None,
-    user: str | None,
-    service: str | None,
-    after: str | None,
-    before: str | None,
-    duration_greater: float | None,
-    status: Status | None,
-    incomplete: bool,
-    has_error: bool,
-) -> SessionFilter:
+_SESSION_OPTIONS = (
+    "origin",
+    "component",
+    "user",
+    "service",
+    "after",
+    "before",
+    "duration_greater",
+    "incomplete",
+    "has_error",
+)
+"""Session filter options named as their `SessionQuery` field (`--type` is `session_type`, `--status`
+an enum: both are read apart)."""
+
+
+def _session_filter(ctx: typer.Context) -> SessionFilter:
     """The filter of the session options `sessions list`, `sessions export` and `analytics` share
-    (`SessionQuery`, the model `GET /api/sessions` uses)."""
+    (`SessionQuery`, the model `GET /api/sessions` uses), read from the command's parsed options
+    (`ctx.params`), so that each command only declares them. A command without `--limit` reads every
+    matching session."""
+    params = ctx.params
+    status: Status | None = params["status"]
     query = _query(
         SessionQuery,
-        limit=limit,
-        type=session_type,
-        origin=origin,
-        component=component,
-        user=user,
-        service=service,
-        after=after,
-        before=before,
-        duration_greater=duration_greater,
+        limit=params.get("limit"),
+        type=params["session_type"],
         status=None if status is None else status.value,
-        incomplete=incomplete,
-        has_error=has_error,
+        **{name: params[name] for name in _SESSION_OPTIONS},
     )
     return query.to_filter()
 
@@ -424,15 +423,42 @@ def _emit(
         _fail(f"cannot write {output}: {error.strerror or error}")
 
 
-def _emit_summaries(
-    summaries: list[SessionSummary], output_format: OutputFormat, output: Path | None
+_Shown = TypeVar("_Shown")
+
+
+def _emit_as(
+    shown: _Shown,
+    chosen: OutputFormat | None,
+    output: Path | None,
+    *,
+    as_json: Callable[[_Shown], str],
+    as_csv: Callable[[_Shown], str],
+    as_table: Callable[[_Shown, Console], None],
 ) -> None:
+    """Write `shown` to stdout or `output` in the chosen format, else the one `output`'s suffix gives
+    (`_format`), else as a table."""
+    output_format = _format(chosen, output)
     if output_format is OutputFormat.json:
-        _emit(output, sessions_json(summaries))
+        _emit(output, as_json(shown))
     elif output_format is OutputFormat.csv:
-        _emit(output, sessions_csv(summaries))
+        _emit(output, as_csv(shown))
     else:
-        _emit(output, table=lambda console: print_sessions_table(summaries, console))
+        _emit(output, table=lambda console: as_table(shown, console))
+
+
+def _emit_replay(
+    shown: _Shown,
+    chosen: ReplayFormat | None,
+    output: Path | None,
+    *,
+    as_json: Callable[[_Shown], str],
+    as_text: Callable[[_Shown, Console], None],
+) -> None:
+    """Write a replay to stdout or `output` as JSON or text (`_replay_format`)."""
+    if _replay_format(chosen, output) is ReplayFormat.json:
+        _emit(output, as_json(shown))
+    else:
+        _emit(output, table=lambda console: as_text(shown, console))
 
 
 def _requests_command(window: RequestFilter, source: str | None, store: Path | None) -> str:
@@ -453,6 +479,7 @@ def _requests_command(window: RequestFilter, source: str | None, store: Path | N
 
 @sessions_app.command("list")
 def list_sessions(
+    ctx: typer.Context,
     session_type: TypeOption = None,
     origin: OriginOption = None,
     component: ComponentOption = None,
@@ -476,25 +503,19 @@ def list_sessions(
     started in the same window (service, --after, --before) and gives the `requests list` command
     that shows them.
     """
-    filters = _session_filter(
-        limit=limit,
-        session_type=session_type,
-        origin=origin,
-        component=component,
-        user=user,
-        service=service,
-        after=after,
-        before=before,
-        duration_greater=duration_greater,
-        status=status,
-        incomplete=incomplete,
-        has_error=has_error,
-    )
+    filters = _session_filter(ctx)
     window = filters.request_window()
     with _reading(source, store) as reading:
         summaries = reading.source.list_sessions(filters)
         outside = reading.source.count_requests(window)
-    _emit_summaries(summaries, _format(output_format, output), output)
+    _emit_as(
+        summaries,
+        output_format,
+        output,
+        as_json=sessions_json,
+        as_csv=sessions_csv,
+        as_table=print_sessions_table,
+    )
     if outside:
         noun = "request" if outside == 1 else "requests"
         command = _requests_command(window, source, store)
@@ -513,13 +534,14 @@ def show_session(
     attributes."""
     with _reading(source, store) as reading:
         summary = reading.source.get_session(session_id).summary
-    chosen = _format(output_format, output)
-    if chosen is OutputFormat.json:
-        _emit(output, summary_json(summary))
-    elif chosen is OutputFormat.csv:
-        _emit(output, sessions_csv([summary]))
-    else:
-        _emit(output, table=lambda console: print_session_detail(summary, console))
+    _emit_as(
+        summary,
+        output_format,
+        output,
+        as_json=summary_json,
+        as_csv=lambda one: sessions_csv([one]),
+        as_table=print_session_detail,
+    )
 
 
 _EXPORT_FORMAT_HELP = (
@@ -530,6 +552,7 @@ _EXPORT_FORMAT_HELP = (
 
 @sessions_app.command("export")
 def export_sessions(
+    ctx: typer.Context,
     session_type: TypeOption = None,
     origin: OriginOption = None,
     component: ComponentOption = None,
@@ -554,20 +577,7 @@ def export_sessions(
 ) -> None:
     """Export every matching session: JSON holds each session's summary and timeline (as `replay
     --format json`), CSV one summary row per session (as `sessions list --format csv`)."""
-    filters = _session_filter(
-        limit=limit,
-        session_type=session_type,
-        origin=origin,
-        component=component,
-        user=user,
-        service=service,
-        after=after,
-        before=before,
-        duration_greater=duration_greater,
-        status=status,
-        incomplete=incomplete,
-        has_error=has_error,
-    )
+    filters = _session_filter(ctx)
     csv_wanted = output_format is ExportFormat.csv or (
         output_format is None and output is not None and output.suffix.lower() == ".csv"
     )
@@ -657,10 +667,7 @@ def replay(
     """Print one session chronologically: every message with its offset, duration and outcome."""
     with _reading(source, store) as reading:
         session = reading.source.get_session(session_id)
-    if _replay_format(output_format, output) is ReplayFormat.json:
-        _emit(output, session_json(session))
-    else:
-        _emit(output, table=lambda console: print_replay(session, console))
+    _emit_replay(session, output_format, output, as_json=session_json, as_text=print_replay)
 
 
 @requests_app.command("list")
@@ -696,13 +703,14 @@ def list_requests(
     ).to_filter()
     with _reading(source, store) as reading:
         requests = reading.source.list_requests(filters)
-    chosen = _format(output_format, output)
-    if chosen is OutputFormat.json:
-        _emit(output, requests_json(requests))
-    elif chosen is OutputFormat.csv:
-        _emit(output, requests_csv(requests))
-    else:
-        _emit(output, table=lambda console: print_requests_table(requests, console))
+    _emit_as(
+        requests,
+        output_format,
+        output,
+        as_json=requests_json,
+        as_csv=requests_csv,
+        as_table=print_requests_table,
+    )
 
 
 @requests_app.command("show")
@@ -719,14 +727,12 @@ def show_request(
     span and event with its offset, duration and outcome."""
     with _reading(source, store) as reading:
         trace = reading.source.get_trace(trace_id)
-    if _replay_format(output_format, output) is ReplayFormat.json:
-        _emit(output, trace_json(trace))
-    else:
-        _emit(output, table=lambda console: print_trace(trace, console))
+    _emit_replay(trace, output_format, output, as_json=trace_json, as_text=print_trace)
 
 
 @app.command()
 def analytics(
+    ctx: typer.Context,
     metric: Annotated[Metric, typer.Option("--metric", help="What to compute.")],
     period: Annotated[
         Period | None,
@@ -751,20 +757,7 @@ def analytics(
 ) -> None:
     """Session analytics over every matching session: average duration, counts, unique users, peak
     hours (UTC), error rates, most used tools."""
-    filters = _session_filter(
-        limit=None,
-        session_type=session_type,
-        origin=origin,
-        component=component,
-        user=user,
-        service=service,
-        after=after,
-        before=before,
-        duration_greater=duration_greater,
-        status=status,
-        incomplete=incomplete,
-        has_error=has_error,
-    )
+    filters = _session_filter(ctx)
     try:
         check_options(metric.value, None if period is None else period.value, top)
     except ValueError as error:
@@ -774,13 +767,9 @@ def analytics(
         report = run_analytics(
             reading.source, filters, metric.value, None if period is None else period.value, top=top
         )
-    chosen = _format(output_format, output)
-    if chosen is OutputFormat.json:
-        _emit(output, report_json(report))
-    elif chosen is OutputFormat.csv:
-        _emit(output, report_csv(report))
-    else:
-        _emit(output, table=lambda console: print_report_table(report, console))
+    _emit_as(
+        report, output_format, output, as_json=report_json, as_csv=report_csv, as_table=print_report_table
+    )
 
 
 class ServeTransport(str, Enum):

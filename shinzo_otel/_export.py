@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,31 +86,36 @@ def build_metric_exporter(config: ShinzoConfig) -> MetricExporter | None:
     return _HttpMetricExporter(endpoint=url, headers=headers or None, timeout=timeout)
 
 
-class _StopsWhenRefused:
-    """Shared by our two metric exporters: after a failed export, ask the endpoint once whether it
-    takes OTLP metrics at all (an empty export request); if not, stop."""
+class _StopsWhenRefused(MetricExporter):
+    """Shared by our two metric exporters, placed before the official exporter in their bases: after a
+    failed export, ask the endpoint (`_url`) once whether it takes OTLP metrics at all (`_refuses`, an
+    empty export request); if not, stop."""
 
     _refused = False
+    _url: str
 
-    def _checked(
-        self, export: Callable[[], MetricExportResult], endpoint: str, refuses: Callable[[], str | None]
-    ) -> MetricExportResult:
+    def export(self, metrics_data: MetricsData, *args: Any, **kwargs: Any) -> MetricExportResult:
         if self._refused:
             return MetricExportResult.FAILURE
-        result = export()
+        # The official exporter, next in the subclass's MRO, does the export.
+        result = super().export(metrics_data, *args, **kwargs)  # type: ignore[safe-super]
         if result is MetricExportResult.FAILURE:
             with suppress_instrumentation():
-                answer = refuses()
+                answer = self._refuses()
             if answer is not None:
                 self._refused = True
                 _logger.warning(
                     "%s does not take OTLP metrics (%s): shinzo_otel stops exporting metrics. Set "
                     "metrics_endpoint / OTEL_EXPORTER_OTLP_METRICS_ENDPOINT to a collector, or "
                     "OTEL_METRICS_EXPORTER=none.",
-                    endpoint,
+                    self._url,
                     answer,
                 )
         return result
+
+    @abstractmethod
+    def _refuses(self) -> str | None:
+        """What the endpoint answered to say it takes no metrics, or None if it may take them."""
 
 
 class _HttpMetricExporter(_StopsWhenRefused, HttpMetricExporter):
@@ -117,15 +123,6 @@ class _HttpMetricExporter(_StopsWhenRefused, HttpMetricExporter):
         super().__init__(endpoint=endpoint, headers=headers, timeout=timeout)
         self._url = endpoint
         self._probe_headers = {"Content-Type": "application/x-protobuf", **(headers or {})}
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        return self._checked(
-            lambda: super(_HttpMetricExporter, self).export(metrics_data, timeout_millis, **kwargs),
-            self._url,
-            self._refuses,
-        )
 
     def _refuses(self) -> str | None:
         """ "HTTP 404" when the URL has no OTLP metrics service; None for any other answer."""
@@ -144,15 +141,6 @@ class _GrpcMetricExporter(_StopsWhenRefused, GrpcMetricExporter):
         super().__init__(endpoint=endpoint, headers=dict(headers) if headers else None, timeout=timeout)
         self._url = endpoint
         self._metadata = tuple((headers or {}).items())
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        return self._checked(
-            lambda: super(_GrpcMetricExporter, self).export(metrics_data, timeout_millis, **kwargs),
-            self._url,
-            self._refuses,
-        )
 
     def _refuses(self) -> str | None:
         """ "gRPC UNIMPLEMENTED" when the endpoint serves no MetricsService; None otherwise."""

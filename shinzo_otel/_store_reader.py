@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -52,23 +52,32 @@ _FAILED_SESSION: Final = "(error_count > 0 OR status = 'error')"
 """`SessionSummary.has_error` in SQL (`status` `error` is recorded, never computed)."""
 
 
-def _session_where(filters: SessionFilter, now_ns: int) -> tuple[list[str], list[Any]]:
-    """SQL conditions and parameters equivalent to `filters.matches(summary, now_ns)` on the
-    summaries `SessionStore` builds with the same `now_ns`."""
+def _set_conditions(candidates: Iterable[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+    """The conditions (each with one `?`) of the (condition, value) pairs whose filter value is set, and
+    those values as their parameters."""
     conditions: list[str] = []
     parameters: list[Any] = []
-    for condition, value in (
-        ("type = ?", filters.session_type),
-        ("service_name = ?", filters.service),
-        ("origin = ?", filters.origin),
-        ("component = ?", filters.component),
-        ("user_name = ?", filters.user),
-        ("start_ns >= ?", filters.after_ns),
-        ("start_ns < ?", filters.before_ns),
-    ):
+    for condition, value in candidates:
         if value is not None:
             conditions.append(condition)
             parameters.append(value)
+    return conditions, parameters
+
+
+def _session_where(filters: SessionFilter, now_ns: int) -> tuple[list[str], list[Any]]:
+    """SQL conditions and parameters equivalent to `filters.matches(summary, now_ns)` on the
+    summaries `SessionStore` builds with the same `now_ns`."""
+    conditions, parameters = _set_conditions(
+        (
+            ("type = ?", filters.session_type),
+            ("service_name = ?", filters.service),
+            ("origin = ?", filters.origin),
+            ("component = ?", filters.component),
+            ("user_name = ?", filters.user),
+            ("start_ns >= ?", filters.after_ns),
+            ("start_ns < ?", filters.before_ns),
+        )
+    )
     # A recorded `active` status always comes with no end (only the session span or `end_session`
     # record an end, and both record `ended` or `error`): saying `end_ns IS NULL` too lets the
     # partial index sessions_active answer.
@@ -94,20 +103,17 @@ def _session_where(filters: SessionFilter, now_ns: int) -> tuple[list[str], list
 def _request_where(filters: RequestFilter) -> tuple[list[str], list[Any]]:
     """SQL conditions and parameters equivalent to `filters.matches(request)` over the spans of
     requests outside any session (`request_method IS NOT NULL`, the partial index spans_requests)."""
-    conditions = ["request_method IS NOT NULL"]
-    parameters: list[Any] = []
-    for condition, value in (
-        ("service_name = ?", filters.service),
-        ("request_method = ?", filters.method),
-        ("request_method = 'tools/call' AND request_target = ?", filters.tool),
-        ("start_ns >= ?", filters.after_ns),
-        ("start_ns < ?", filters.before_ns),
-        ("request_failed = ?", None if filters.has_error is None else int(filters.has_error)),
-    ):
-        if value is not None:
-            conditions.append(condition)
-            parameters.append(value)
-    return conditions, parameters
+    conditions, parameters = _set_conditions(
+        (
+            ("service_name = ?", filters.service),
+            ("request_method = ?", filters.method),
+            ("request_method = 'tools/call' AND request_target = ?", filters.tool),
+            ("start_ns >= ?", filters.after_ns),
+            ("start_ns < ?", filters.before_ns),
+            ("request_failed = ?", None if filters.has_error is None else int(filters.has_error)),
+        )
+    )
+    return ["request_method IS NOT NULL", *conditions], parameters
 
 
 def _limit(limit: int | None) -> int:

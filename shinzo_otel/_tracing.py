@@ -186,7 +186,9 @@ class Outcome:
 
 
 class Operation:
-    """What the tracer keeps between the start and the end of one message."""
+    """What the tracer keeps between the start and the end of one message. `target_kind` and
+    `target` are set only while the target's name is undecided (`_TargetNames.decided`): the span
+    is then named at its end."""
 
     __slots__ = ("method", "session", "span", "target", "target_kind")
 
@@ -222,13 +224,18 @@ class _TargetNames:
                 return
             learned.add(name)
 
+    def decided(self, kind: str, name: str) -> bool | None:
+        """Whether the name is kept, when that is known before the call runs: True for a learned
+        name or one the server has, False for one it has not, None when the outcome decides."""
+        if name in self._learned[kind]:
+            return True
+        return self._lookup(kind, name)
+
     def kept(self, kind: str, name: str, ran: bool) -> bool:
+        """Whether an undecided name is kept, now that the call `ran` or was rejected."""
         learned = self._learned[kind]
         if name in learned:
             return True
-        known = self._lookup(kind, name)
-        if known is not None:
-            return known
         if ran and len(learned) < _TARGET_NAMES_LIMIT:
             learned.add(name)
             return True
@@ -315,12 +322,25 @@ class RequestTracer:
 
     def _start(self, message: InboundMessage) -> Operation:
         method = message.method
+        name = method
         attributes: dict[str, AttributeValue] = {sc.MCP_METHOD_NAME: method}
+        if method not in SPEC_METHODS and not self._method_known(method):
+            attributes[sc.MCP_METHOD_NAME] = name = OTHER
+            attributes[sc.METHOD_ORIGINAL] = method
         if message.protocol_version is not None:
             attributes[sc.MCP_PROTOCOL_VERSION] = message.protocol_version
         if message.request_id is not None:
             attributes[sc.JSONRPC_REQUEST_ID] = message.request_id
         kind, target = self._target_attributes(method, message.params, attributes)
+        if kind is not None and target is not None:
+            kept = self._targets.decided(kind, target)
+            if kept is not None:
+                if not kept:
+                    attributes[sc.TARGET_ORIGINAL] = target
+                    target = OTHER
+                attributes[sc.GEN_AI_TOOL_NAME if kind == "tool" else sc.GEN_AI_PROMPT_NAME] = target
+                name = f"{method} {target}"
+                kind = target = None  # decided: nothing left for the end
         attributes.update(message.attributes)
         conversation_id = self._conversation_id(message)
         if conversation_id is not None:
@@ -341,9 +361,9 @@ class RequestTracer:
         if parent is not None and ambient.is_valid:
             # An enclosing span (e.g. the ASGI HTTP server span) that is not our parent is linked.
             links.append(Link(ambient))
-        # Named by method only until the outcome shows the target is one the server has.
+        # An undecided target is named when the outcome shows whether the server has it.
         span = self._tracer.start_span(
-            method if method in SPEC_METHODS else OTHER,
+            name,
             context=parent,
             kind=SpanKind.SERVER,
             attributes=attributes,
@@ -473,25 +493,19 @@ class RequestTracer:
 
     def _record(self, operation: Operation, outcome: Outcome) -> None:
         span = operation.span
-        method = operation.method
-        if method not in SPEC_METHODS and not self._method_known(method):
-            span.set_attribute(sc.MCP_METHOD_NAME, OTHER)
-            span.set_attribute(sc.METHOD_ORIGINAL, method)
-            method = OTHER
-        self._record_error(span, outcome)
-        if outcome.error_code is None and not outcome.cancelled:
+        if outcome.error_code is not None or outcome.cancelled or outcome.exception is not None:
+            self._record_error(span, outcome)
+        else:
             self._record_result(operation, outcome)
-        name = method
-        if operation.target_kind is not None and operation.target is not None and method != OTHER:
-            target = operation.target
+        target = operation.target
+        if operation.target_kind is not None and target is not None:
             ran = not outcome.cancelled and outcome.error_code not in _REJECTED
             if not self._targets.kept(operation.target_kind, target, ran):
                 span.set_attribute(sc.TARGET_ORIGINAL, target)
                 target = OTHER
             key = sc.GEN_AI_TOOL_NAME if operation.target_kind == "tool" else sc.GEN_AI_PROMPT_NAME
             span.set_attribute(key, target)
-            name = f"{method} {target}"
-        span.update_name(name)
+            span.update_name(f"{operation.method} {target}")
 
     def _record_error(self, span: Span, outcome: Outcome) -> None:
         """`error.type` with status ERROR for what the semconv counts as a failure,

@@ -114,7 +114,8 @@ class ShinzoSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         session = current_session()
-        if session is not None:
+        # Our own SERVER spans start with the stamp among their attributes (a sampler sees it).
+        if session is not None and (span.attributes or {}).get(sc.SESSION_ID) != session.session_id:
             span.set_attributes(session.stamp)
 
     def on_end(self, span: ReadableSpan) -> None:

@@ -1,8 +1,12 @@
-"""Version-neutral test helpers: a loopback HTTP runner and span waiting (no mcp import)."""
+"""Version-neutral test helpers (no mcp import, so that the tests of both mcp majors share them): a
+loopback HTTP runner, instrumentation and processors exporting to the loopback OTLP receiver, span
+selection and waiting."""
 
 from __future__ import annotations
 
 import socket
+import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -10,8 +14,11 @@ from typing import Any
 
 import anyio
 import uvicorn
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from shinzo_otel import Observability, ShinzoSpanProcessor, instrument_server
+from tests.otlp_receiver import OtlpReceiver, ReceivedDataPoint, ReceivedSpan
 
 
 @asynccontextmanager
@@ -48,3 +55,52 @@ async def wait_for_spans(
 def spans_named(spans: list[ReceivedSpan], name: str) -> list[ReceivedSpan]:
     """The spans called `name`."""
     return [span for span in spans if span.name == name]
+
+
+def server_spans(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+    """The SERVER spans: one per MCP message."""
+    return [span for span in spans if span.kind == "SERVER"]
+
+
+def by_session(spans: list[ReceivedSpan]) -> dict[Any, list[ReceivedSpan]]:
+    """`spans` grouped by their `session.id` (None: no session)."""
+    groups: dict[Any, list[ReceivedSpan]] = defaultdict(list)
+    for span in spans:
+        groups[span.attributes.get("session.id")].append(span)
+    return groups
+
+
+def operation_points(receiver: OtlpReceiver) -> list[ReceivedDataPoint]:
+    """The `mcp.server.operation.duration` points `receiver` got."""
+    return receiver.metrics()["mcp.server.operation.duration"]
+
+
+def instrument_to_receiver(
+    server: Any, receiver: OtlpReceiver, provider: TracerProvider, *, server_name: str, **config: Any
+) -> Observability:
+    """`instrument_server(server)` on `provider`, exporting over OTLP/HTTP to `receiver`; `config` adds
+    settings. A test module binds its server name once:
+    `_instrument = partial(instrument_to_receiver, server_name=...)`."""
+    return instrument_server(
+        server,
+        {"server_name": server_name, "exporter_endpoint": receiver.http_endpoint, **config},
+        tracer_provider=provider,
+    )
+
+
+def http_processor(receiver: OtlpReceiver, timeout: float = 5, **settings: Any) -> ShinzoSpanProcessor:
+    """A processor exporting over OTLP/HTTP to `receiver`, `timeout` seconds per export (the exporter's
+    timeout and `export_timeout_millis`); `settings` are the processor's other settings."""
+    url = f"{receiver.http_endpoint}/v1/traces"
+    settings["export_timeout_millis"] = int(timeout * 1000)
+    return ShinzoSpanProcessor(lambda: OTLPSpanExporter(endpoint=url, timeout=timeout), settings)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 20) -> bool:
+    """Poll `condition` until it holds (True) or `seconds` have passed (False); blocks the thread."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

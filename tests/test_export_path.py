@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,13 @@ import grpc
 import pytest
 import requests
 from mcp import Client, StdioServerParameters
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import TracerProvider
 
-from shinzo_otel import Observability, ShinzoSpanProcessor, instrument_server
+from shinzo_otel import Observability, instrument_server
+from tests.loopback import http_processor, wait_until
 from tests.mcp_servers import make_mcpserver, spans_named, wait_for_spans
 from tests.otlp_receiver import OtlpReceiver
 
@@ -35,28 +35,13 @@ PID_SERVER = Path(__file__).resolve().parent / "stdio_pid_server.py"
 pytestmark = pytest.mark.anyio
 
 
-def _wait(condition: Callable[[], bool], seconds: float = 20) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def _http_processor(receiver: OtlpReceiver, timeout: float = 5, **settings: Any) -> ShinzoSpanProcessor:
-    url = f"{receiver.http_endpoint}/v1/traces"
-    settings["export_timeout_millis"] = int(timeout * 1000)
-    return ShinzoSpanProcessor(lambda: OTLPSpanExporter(endpoint=url, timeout=timeout), settings)
-
-
 # --- the SDK worker's guarantees ---------------------------------------------------------------------
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_exports_its_own_spans(receiver: OtlpReceiver):
     provider = TracerProvider()
-    processor = _http_processor(receiver, schedule_delay_millis=100)
+    processor = http_processor(receiver, schedule_delay_millis=100)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("fork")
     with tracer.start_as_current_span("before fork"):
@@ -70,7 +55,7 @@ def test_a_forked_child_exports_its_own_spans(receiver: OtlpReceiver):
         try:
             with tracer.start_as_current_span("in child", attributes={"child.pid": os.getpid()}):
                 pass
-            status = 0 if _wait(lambda: processor.exported_spans >= 1) else 3
+            status = 0 if wait_until(lambda: processor.exported_spans >= 1) else 3
         finally:
             os._exit(status)
     _, wait_status = os.waitpid(pid, 0)
@@ -86,7 +71,7 @@ def test_a_forked_child_exports_its_own_spans(receiver: OtlpReceiver):
 
 def test_the_exporters_own_http_requests_are_not_traced(receiver: OtlpReceiver):
     provider = TracerProvider()
-    processor = _http_processor(receiver, schedule_delay_millis=50)
+    processor = http_processor(receiver, schedule_delay_millis=50)
     provider.add_span_processor(processor)
     instrumentor = RequestsInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
@@ -185,7 +170,7 @@ def test_no_span_is_sent_twice_across_outages_under_cpu_load(receiver: OtlpRecei
         for _ in range(20):
             receiver.clear()
             provider = TracerProvider()
-            processor = _http_processor(
+            processor = http_processor(
                 receiver,
                 timeout=0.3,
                 schedule_delay_millis=20,
@@ -201,9 +186,9 @@ def test_no_span_is_sent_twice_across_outages_under_cpu_load(receiver: OtlpRecei
                 if index == 100:
                     receiver.stop()
                 if index == 200:
-                    assert _wait(lambda p=processor: p.pending_retries > 0)  # exports failed meanwhile
+                    assert wait_until(lambda p=processor: p.pending_retries > 0)  # exports failed meanwhile
                     receiver.start()
-            assert _wait(processor.force_flush)
+            assert wait_until(processor.force_flush)
             ids = [span.span_id for span in receiver.spans()]
             dropped = processor.dropped_spans
             assert len(ids) == len(set(ids)), "a span was received twice"
@@ -228,7 +213,9 @@ async def test_shutdown_with_a_hanging_endpoint_is_bounded_and_reported_once(
     receiver.set_mode("hang")
     async with Client(server, mode="legacy") as client:
         await client.call_tool("echo", {"text": "a"})
-        await anyio.to_thread.run_sync(lambda: _wait(lambda: len(receiver.raw_bytes) >= 1))  # export stuck
+        await anyio.to_thread.run_sync(
+            lambda: wait_until(lambda: len(receiver.raw_bytes) >= 1)
+        )  # export stuck
         await client.call_tool("echo", {"text": "b"})
     with caplog.at_level(logging.INFO, logger="shinzo_otel"):
         started = time.monotonic()
@@ -260,7 +247,7 @@ async def test_shutdown_after_the_endpoint_died_does_not_wait(tracer_provider: T
     assert processor is not None
     async with Client(server, mode="legacy") as client:
         await client.call_tool("echo", {"text": "a"})
-        await anyio.to_thread.run_sync(lambda: _wait(lambda: processor.circuit_open))
+        await anyio.to_thread.run_sync(lambda: wait_until(lambda: processor.circuit_open))
         await client.call_tool("echo", {"text": "b"})
     started = time.monotonic()
     await observability.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import mcp_types as types
@@ -14,23 +15,14 @@ from mcp.shared.exceptions import MCPError
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
-from shinzo_otel import Observability, SessionType, ShinzoConfig, instrument_server
+from shinzo_otel import SessionType, ShinzoConfig, instrument_server
+from tests.loopback import instrument_to_receiver, server_spans
 from tests.mcp_servers import make_lowlevel_server, make_mcpserver, spans_named
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.anyio
 
-
-def _instrument(server: Any, rx: OtlpReceiver, provider: TracerProvider, **config: Any) -> Observability:
-    return instrument_server(
-        server,
-        {"server_name": "test-server", "exporter_endpoint": rx.http_endpoint, **config},
-        tracer_provider=provider,
-    )
-
-
-def _server_spans(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
-    return [span for span in spans if span.kind == "SERVER"]
+_instrument = partial(instrument_to_receiver, server_name="test-server")
 
 
 async def test_legacy_session_spans_attributes_and_errors(
@@ -50,7 +42,7 @@ async def test_legacy_session_spans_attributes_and_errors(
 
     # Exactly one SERVER span per inbound message: initialize, notifications/initialized, 3 tool
     # calls, the client's automatic tools/list after its first call, prompts/get, resources/read.
-    methods = sorted(str(span.attributes["mcp.method.name"]) for span in _server_spans(spans))
+    methods = sorted(str(span.attributes["mcp.method.name"]) for span in server_spans(spans))
     assert methods == sorted(
         [
             "initialize",
@@ -83,7 +75,7 @@ async def test_legacy_session_spans_attributes_and_errors(
         assert span.trace_id == session_span.trace_id, span.name
     (nested_call,) = spans_named(spans, "tools/call nested")
     assert user_span.parent_span_id == nested_call.span_id
-    assert all(span.parent_span_id == session_span.span_id for span in _server_spans(spans))
+    assert all(span.parent_span_id == session_span.span_id for span in server_spans(spans))
 
     (echo,) = spans_named(spans, "tools/call echo")
     assert echo.attributes["gen_ai.operation.name"] == "execute_tool"

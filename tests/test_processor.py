@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,23 +13,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from shinzo_otel import ShinzoSpanProcessor
 from shinzo_otel._circuit_breaker import CircuitBreaker
 from shinzo_otel.privacy import REDACTED, REDACTED_KEYS_ATTRIBUTE, PrivacyRules, RedactionMatch
+from tests.loopback import http_processor, wait_until
 from tests.otlp_receiver import OtlpReceiver
 
 
-def _processor(receiver: OtlpReceiver, **settings: Any) -> ShinzoSpanProcessor:
+def _processor(receiver: OtlpReceiver, timeout: float = 2, **settings: Any) -> ShinzoSpanProcessor:
     """A processor exporting OTLP/HTTP to `receiver`; `timeout` (seconds) is the export timeout."""
-    timeout = settings.pop("timeout", 2)
     settings.setdefault("schedule_delay_millis", 60000)  # exports only when the test asks (or a batch fills)
-    settings["export_timeout_millis"] = int(timeout * 1000)
-    url = f"{receiver.http_endpoint}/v1/traces"
-    return ShinzoSpanProcessor(lambda: OTLPSpanExporter(endpoint=url, timeout=timeout), settings)
-
-
-@pytest.fixture
-def provider() -> Iterator[TracerProvider]:
-    tracer_provider = TracerProvider()
-    yield tracer_provider
-    tracer_provider.shutdown()
+    return http_processor(receiver, timeout, **settings)
 
 
 def _end_spans(provider: TracerProvider, count: int, **attributes: Any) -> None:
@@ -41,20 +30,11 @@ def _end_spans(provider: TracerProvider, count: int, **attributes: Any) -> None:
             pass
 
 
-def _wait(condition: Any, seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def test_privacy_rules_apply_to_every_span_on_export(receiver: OtlpReceiver, provider: TracerProvider):
+def test_privacy_rules_apply_to_every_span_on_export(receiver: OtlpReceiver, tracer_provider: TracerProvider):
     processor = _processor(receiver, enable_argument_collection=True)
-    provider.add_span_processor(processor)
+    tracer_provider.add_span_processor(processor)
     _end_spans(
-        provider,
+        tracer_provider,
         1,
         **{
             "db.password": "hunter2-hunter2",
@@ -76,24 +56,28 @@ def test_privacy_rules_apply_to_every_span_on_export(receiver: OtlpReceiver, pro
     processor.shutdown()
 
 
-def test_content_attributes_dropped_when_collection_off(receiver: OtlpReceiver, provider: TracerProvider):
+def test_content_attributes_dropped_when_collection_off(
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
+):
     processor = _processor(receiver)  # enable_argument_collection defaults to False
-    provider.add_span_processor(processor)
-    _end_spans(provider, 1, **{"gen_ai.tool.call.result": "private result", "gen_ai.tool.name": "t"})
+    tracer_provider.add_span_processor(processor)
+    _end_spans(tracer_provider, 1, **{"gen_ai.tool.call.result": "private result", "gen_ai.tool.name": "t"})
     assert processor.force_flush()
     (span,) = receiver.spans()
     assert "gen_ai.tool.call.result" not in span.attributes and span.attributes["gen_ai.tool.name"] == "t"
     processor.shutdown()
 
 
-def test_redaction_failure_drops_the_span_fail_closed(receiver: OtlpReceiver, provider: TracerProvider):
+def test_redaction_failure_drops_the_span_fail_closed(
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
+):
     def broken(match: RedactionMatch) -> str | None:
         raise RuntimeError("callback bug")
 
     processor = _processor(receiver, privacy=PrivacyRules(callback=broken))
-    provider.add_span_processor(processor)
-    _end_spans(provider, 2, password="raw-secret-value")
-    _end_spans(provider, 3, harmless="value")
+    tracer_provider.add_span_processor(processor)
+    _end_spans(tracer_provider, 2, password="raw-secret-value")
+    _end_spans(tracer_provider, 3, harmless="value")
     assert processor.force_flush()
     assert len(receiver.spans()) == 3
     assert not any(b"raw-secret-value" in body for body in receiver.raw_bytes)
@@ -101,10 +85,10 @@ def test_redaction_failure_drops_the_span_fail_closed(receiver: OtlpReceiver, pr
     processor.shutdown()
 
 
-def test_full_batches_are_exported_at_once(receiver: OtlpReceiver, provider: TracerProvider):
+def test_full_batches_are_exported_at_once(receiver: OtlpReceiver, tracer_provider: TracerProvider):
     processor = _processor(receiver, max_export_batch_size=50, max_queue_size=1000)
-    provider.add_span_processor(processor)
-    _end_spans(provider, 200)  # the 60 s schedule never fires: only full batches go out
+    tracer_provider.add_span_processor(processor)
+    _end_spans(tracer_provider, 200)  # the 60 s schedule never fires: only full batches go out
     receiver.wait_for_spans(200, timeout=30)
     sizes = [
         sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
@@ -115,7 +99,7 @@ def test_full_batches_are_exported_at_once(receiver: OtlpReceiver, provider: Tra
 
 
 def test_outage_within_the_buffer_loses_nothing_and_sends_nothing_twice(
-    receiver: OtlpReceiver, provider: TracerProvider
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
 ):
     processor = _processor(
         receiver,
@@ -124,40 +108,42 @@ def test_outage_within_the_buffer_loses_nothing_and_sends_nothing_twice(
         circuit_breaker_failures=2,
         circuit_breaker_open_millis=3000,
     )
-    provider.add_span_processor(processor)
-    _end_spans(provider, 100)
+    tracer_provider.add_span_processor(processor)
+    _end_spans(tracer_provider, 100)
     assert processor.force_flush()
     receiver.set_mode("unavailable")  # HTTP 503: nothing stored, so the spans are kept
-    _end_spans(provider, 300)
+    _end_spans(tracer_provider, 300)
     assert not processor.force_flush()
-    assert _wait(lambda: processor.circuit_open)  # the sender's second refusal opened it
+    assert wait_until(lambda: processor.circuit_open)  # the sender's second refusal opened it
     assert processor.pending_retries == 300
     receiver.set_mode("ok")
-    _end_spans(provider, 100)
+    _end_spans(tracer_provider, 100)
     # The breaker lets a probe through once its open time has passed; then the buffer drains.
-    assert _wait(processor.force_flush)
+    assert wait_until(processor.force_flush)
     spans = receiver.spans()
     assert len(spans) == 500 and len({span.span_id for span in spans}) == 500
     assert processor.exported_spans == 500 and not any(processor.dropped_spans.values())
     processor.shutdown()
 
 
-def test_an_export_that_times_out_is_never_sent_again(receiver: OtlpReceiver, provider: TracerProvider):
+def test_an_export_that_times_out_is_never_sent_again(
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
+):
     processor = _processor(receiver, timeout=0.5)
-    provider.add_span_processor(processor)
+    tracer_provider.add_span_processor(processor)
     receiver.set_mode("hang")  # the request arrives, the answer never comes: stored or not, nobody knows
-    _end_spans(provider, 5)
+    _end_spans(tracer_provider, 5)
     assert not processor.force_flush()
     assert processor.dropped_spans["export_timeout"] == 5 and processor.pending_retries == 0
     receiver.set_mode("ok")
-    _end_spans(provider, 1)
+    _end_spans(tracer_provider, 1)
     assert processor.force_flush()
     assert len(receiver.raw_bytes) == 2  # the hung request and the new span's: no resend
     assert len(receiver.spans()) == 1 and processor.exported_spans == 1
     processor.shutdown()
 
 
-def test_dead_endpoint_memory_bounded_and_drops_counted(provider: TracerProvider):
+def test_dead_endpoint_memory_bounded_and_drops_counted(tracer_provider: TracerProvider):
     with OtlpReceiver() as dead:
         dead.stop()  # nothing listens on its ports: connection refused
         processor = _processor(
@@ -168,8 +154,8 @@ def test_dead_endpoint_memory_bounded_and_drops_counted(provider: TracerProvider
             timeout=0.2,
             circuit_breaker_open_millis=60000,
         )
-        provider.add_span_processor(processor)
-        _end_spans(provider, 1000)
+        tracer_provider.add_span_processor(processor)
+        _end_spans(tracer_provider, 1000)
         processor.force_flush()
         assert processor.pending_retries <= 100
         assert processor.queue_size <= 64
@@ -182,7 +168,7 @@ def test_dead_endpoint_memory_bounded_and_drops_counted(provider: TracerProvider
     assert processor.dropped_spans["shutdown"] >= 1
 
 
-def test_retry_buffer_bounded_in_bytes(receiver: OtlpReceiver, provider: TracerProvider):
+def test_retry_buffer_bounded_in_bytes(receiver: OtlpReceiver, tracer_provider: TracerProvider):
     receiver.set_mode("unavailable")
     processor = _processor(
         receiver,
@@ -191,23 +177,25 @@ def test_retry_buffer_bounded_in_bytes(receiver: OtlpReceiver, provider: TracerP
         timeout=0.2,
         circuit_breaker_failures=1,
     )
-    provider.add_span_processor(processor)
-    _end_spans(provider, 100, payload="x" * 1000)  # about 1.2 kB each: the buffer keeps ~16
+    tracer_provider.add_span_processor(processor)
+    _end_spans(tracer_provider, 100, payload="x" * 1000)  # about 1.2 kB each: the buffer keeps ~16
     processor.force_flush()
     assert 0 < processor.pending_retries < 20
     assert processor.dropped_spans["buffer_full"] == 100 - processor.pending_retries
     processor.shutdown()
 
 
-def test_processor_metrics_use_sdk_self_observability_names(receiver: OtlpReceiver, provider: TracerProvider):
+def test_processor_metrics_use_sdk_self_observability_names(
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
+):
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     url = f"{receiver.http_endpoint}/v1/traces"
     processor = ShinzoSpanProcessor(
         lambda: OTLPSpanExporter(endpoint=url), {"max_queue_size": 100}, meter_provider=meter_provider
     )
-    provider.add_span_processor(processor)
-    _end_spans(provider, 7)
+    tracer_provider.add_span_processor(processor)
+    _end_spans(tracer_provider, 7)
     assert processor.force_flush()
     data = reader.get_metrics_data()
     assert data is not None

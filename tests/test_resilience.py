@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -12,6 +10,7 @@ from mcp import Client
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import Observability, instrument_server
+from tests.loopback import wait_until
 from tests.mcp_servers import make_mcpserver, spans_named
 from tests.otlp_receiver import OtlpReceiver
 
@@ -34,17 +33,8 @@ async def _calls(client: Client, count: int) -> None:
         assert not result.is_error
 
 
-def _wait(condition: Callable[[], bool], seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _flush_until_drained(observability: Observability, seconds: float = 15) -> bool:
-    return _wait(observability.force_flush, seconds)
+    return wait_until(observability.force_flush, seconds)
 
 
 async def test_receiver_down_then_back_during_500_calls_loses_nothing(
@@ -109,7 +99,7 @@ async def test_receiver_that_never_answers_does_not_delay_tool_calls(
     receiver.set_mode("hang")
     async with Client(server, mode="legacy") as client:
         await _calls(client, 5)  # exported within the schedule delay: the export thread now hangs
-        await anyio.to_thread.run_sync(lambda: _wait(lambda: len(receiver.raw_bytes) >= 1))
+        await anyio.to_thread.run_sync(lambda: wait_until(lambda: len(receiver.raw_bytes) >= 1))
         with anyio.fail_after(5):
             await _calls(client, 300)
         assert not receiver.trace_requests  # nothing was answered meanwhile

@@ -24,12 +24,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from shinzo_otel import instrument_server
 from shinzo_otel.sampling import (
     SESSION_SAMPLER_NAME,
     SessionSampler,
     session_sampler_from_arg,
 )
+from tests.loopback import instrument_to_receiver
 from tests.mcp_servers import make_mcpserver
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -270,11 +270,7 @@ async def test_a_real_server_keeps_conversations_whole_in_default_mode(
     client_provider = TracerProvider()
     unsampled_client = TracerProvider(sampler=ALWAYS_OFF)
     server = make_mcpserver(provider)
-    observability = instrument_server(
-        server,
-        {"server_name": "sampled", "exporter_endpoint": receiver.http_endpoint},
-        tracer_provider=provider,
-    )
+    observability = instrument_to_receiver(server, receiver, provider, server_name="sampled")
     conversations = 16
     async with Client(server) as client:  # default mode: 2026-07-28, sessions from conversation ids
         for n in range(conversations):
@@ -296,11 +292,7 @@ async def test_a_real_server_keeps_legacy_sessions_whole(receiver: OtlpReceiver)
     provider = TracerProvider(sampler=SessionSampler(0.5))
     client_provider = TracerProvider(sampler=ALWAYS_ON)
     server = make_mcpserver(provider)
-    observability = instrument_server(
-        server,
-        {"server_name": "sampled", "exporter_endpoint": receiver.http_endpoint},
-        tracer_provider=provider,
-    )
+    observability = instrument_to_receiver(server, receiver, provider, server_name="sampled")
     connections = 12
     for n in range(connections):
         async with Client(server, mode="legacy") as client:  # one session per connection

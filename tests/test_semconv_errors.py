@@ -13,6 +13,7 @@ receiver (semantic-conventions-genai docs/gen-ai/mcp.md):
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import anyio
@@ -23,29 +24,13 @@ from mcp.server import MCPServer, Server
 from mcp.shared.exceptions import MCPError
 from opentelemetry.sdk.trace import TracerProvider
 
-from shinzo_otel import Observability, instrument_server
+from tests.loopback import instrument_to_receiver, operation_points, server_spans
 from tests.mcp_servers import make_mcpserver, serve_http, spans_named
-from tests.otlp_receiver import OtlpReceiver, ReceivedDataPoint, ReceivedSpan
+from tests.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.anyio
 
-
-def _instrument(
-    server: Any, receiver: OtlpReceiver, provider: TracerProvider, **config: Any
-) -> Observability:
-    return instrument_server(
-        server,
-        {"server_name": "semconv", "exporter_endpoint": receiver.http_endpoint, **config},
-        tracer_provider=provider,
-    )
-
-
-def _server_spans(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
-    return [span for span in spans if span.kind == "SERVER"]
-
-
-def _operation_points(receiver: OtlpReceiver) -> list[ReceivedDataPoint]:
-    return receiver.metrics()["mcp.server.operation.duration"]
+_instrument = partial(instrument_to_receiver, server_name="semconv")
 
 
 @pytest.mark.parametrize(("mode", "wire_code"), [("legacy", "0"), ("auto", "-32603")])
@@ -67,7 +52,7 @@ async def test_handler_exception_records_the_wire_code(
     assert span.status_code == "ERROR"
     assert span.status_message == ""  # capture off: no message text
     assert span.attributes["shinzo.mcp.target.original"] == "nope"
-    (point,) = [p for p in _operation_points(receiver) if p.attributes["mcp.method.name"] == "prompts/get"]
+    (point,) = [p for p in operation_points(receiver) if p.attributes["mcp.method.name"] == "prompts/get"]
     assert point.attributes["error.type"] == wire_code and point.attributes["gen_ai.prompt.name"] == "_OTHER"
 
 
@@ -96,13 +81,13 @@ async def test_invalid_request_codes_are_not_errors(receiver: OtlpReceiver, trac
     await observability.shutdown()
     assert missing.value.error.code == -32601 and invalid.value.error.code == -32602
     by_code = {
-        span.attributes.get("rpc.response.status_code"): span for span in _server_spans(receiver.spans())
+        span.attributes.get("rpc.response.status_code"): span for span in server_spans(receiver.spans())
     }
     for code in ("-32601", "-32602"):
         span = by_code[code]
         assert "error.type" not in span.attributes
         assert span.status_code == "UNSET"
-    points = [p for p in _operation_points(receiver) if "rpc.response.status_code" in p.attributes]
+    points = [p for p in operation_points(receiver) if "rpc.response.status_code" in p.attributes]
     assert {p.attributes["rpc.response.status_code"] for p in points} == {"-32601", "-32602"}
     assert not any("error.type" in p.attributes for p in points)
 
@@ -129,7 +114,7 @@ async def test_cancelled_request_is_recorded_as_cancelled(
     assert span.attributes["error.type"] == "cancelled"
     assert span.status_code == "ERROR"
     (point,) = [
-        p for p in _operation_points(receiver) if p.attributes.get("gen_ai.tool.name") == "wait_forever"
+        p for p in operation_points(receiver) if p.attributes.get("gen_ai.tool.name") == "wait_forever"
     ]
     assert point.attributes["error.type"] == "cancelled"
 
@@ -150,7 +135,7 @@ async def test_client_input_cannot_grow_span_names_or_series(
                 )
         await client.call_tool("echo", {"text": "real"})
     await observability.shutdown()
-    spans = _server_spans(receiver.spans())
+    spans = server_spans(receiver.spans())
     names = {span.name for span in spans}
     # tools/list: the client fetches the tool schemas after its first call.
     expected = {"initialize", "notifications/initialized", "tools/list", "tools/call _OTHER", "_OTHER"}
@@ -161,7 +146,7 @@ async def test_client_input_cannot_grow_span_names_or_series(
     originals = {span.attributes["shinzo.mcp.method.original"] for span in unknown_methods}
     assert originals == {f"x/unknown-{index}" for index in range(300)}
     # One series per span name above, whatever the number of distinct names the client sent.
-    series = {tuple(sorted(p.attributes.items())) for p in _operation_points(receiver)}
+    series = {tuple(sorted(p.attributes.items())) for p in operation_points(receiver)}
     assert len(series) == len(names)
     assert any(dict(s).get("gen_ai.tool.name") == "echo" for s in series)
 

@@ -16,10 +16,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from mcp.server.auth.settings import AuthSettings
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import EventType, SessionEvent, instrument_server, session_resolvers
+from tests.loopback import by_session, instrument_to_receiver, server_spans
 from tests.mcp_servers import (
     EXAMPLES,
     make_fastmcp_server,
@@ -42,30 +43,13 @@ from tests.mcp_servers import (
     spans_named,
     wait_for_spans,
 )
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.anyio
 
+_instrument = partial(instrument_to_receiver, server_name="every-client")
+
 TESTS = Path(__file__).resolve().parent
-
-
-def _instrument(server: Any, receiver: OtlpReceiver, provider: TracerProvider, **config: Any) -> Any:
-    return instrument_server(
-        server,
-        {"server_name": "every-client", "exporter_endpoint": receiver.http_endpoint, **config},
-        tracer_provider=provider,
-    )
-
-
-def _requests(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
-    return [span for span in spans if span.kind == "SERVER"]
-
-
-def _by_session(spans: list[ReceivedSpan]) -> dict[Any, list[ReceivedSpan]]:
-    groups: dict[Any, list[ReceivedSpan]] = defaultdict(list)
-    for span in _requests(spans):
-        groups[span.attributes.get("session.id")].append(span)
-    return groups
 
 
 async def test_stdio_default_client_is_one_stream_session(receiver: OtlpReceiver):
@@ -89,7 +73,7 @@ async def test_stdio_default_client_is_one_stream_session(receiver: OtlpReceiver
     assert attributes["shinzo.client.name"] == "mcp"  # from the request envelope's clientInfo
     assert attributes["shinzo.session.end_reason"] == "connection_closed"
     assert "mcp.session.id" not in attributes
-    requests = _requests(spans)
+    requests = server_spans(spans)
     assert len(spans_named(spans, "tools/call forecast")) == 2 and spans_named(spans, "tools/call alerts")
     # Every message of the stream, server/discover and tools/list included, is in the one session.
     assert {span.attributes["session.id"] for span in requests} == {attributes["session.id"]}
@@ -112,7 +96,9 @@ async def test_fastmcp_default_client_in_memory_is_one_stream_session(
     assert session.attributes["shinzo.session.origin"] == "stream"
     calls = spans_named(spans, "tools/call echo")
     assert len(calls) == 2
-    assert {span.attributes["session.id"] for span in _requests(spans)} == {session.attributes["session.id"]}
+    assert {span.attributes["session.id"] for span in server_spans(spans)} == {
+        session.attributes["session.id"]
+    }
 
 
 @pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
@@ -276,7 +262,7 @@ async def test_header_resolver_wins_and_its_key_is_never_exported(
     assert len(sessions) == 2
     assert {span.attributes["shinzo.session.origin"] for span in sessions} == {"resolver"}
     calls = spans_named(spans, "tools/call echo")
-    assert sorted(len(group) for group in _by_session(calls).values()) == [1, 2]
+    assert sorted(len(group) for group in by_session(calls).values()) == [1, 2]
     assert {span.attributes["gen_ai.conversation.id"] for span in calls} == {"conv-1"}
     for span in spans:
         assert not any(
@@ -320,7 +306,7 @@ async def test_auth_subject_resolver_groups_by_principal(
     await observability.shutdown()
     spans = receiver.spans()
     assert len(spans_named(spans, "mcp.session")) == 2
-    groups = _by_session(spans_named(spans, "tools/call whoami"))
+    groups = by_session(spans_named(spans, "tools/call whoami"))
     assert None not in groups and sorted(len(calls) for calls in groups.values()) == [1, 3]
 
 

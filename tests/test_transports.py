@@ -15,6 +15,7 @@ from mcp.client.sse import sse_client
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import instrument_server
+from tests.loopback import instrument_to_receiver
 from tests.mcp_servers import EXAMPLES, make_mcpserver, serve_http, spans_named, wait_for_spans
 from tests.otlp_receiver import OtlpReceiver
 
@@ -28,14 +29,8 @@ async def test_streamable_http_concurrent_sessions_never_mix(
     receiver: OtlpReceiver, tracer_provider: TracerProvider
 ):
     server = make_mcpserver(tracer_provider)
-    observability = instrument_server(
-        server,
-        {
-            "server_name": "http",
-            "exporter_endpoint": receiver.http_endpoint,
-            "enable_argument_collection": True,
-        },
-        tracer_provider=tracer_provider,
+    observability = instrument_to_receiver(
+        server, receiver, tracer_provider, server_name="http", enable_argument_collection=True
     )
 
     async def one_client(url: str, index: int) -> None:
@@ -105,11 +100,7 @@ async def test_stdio_subprocess_session_honours_otel_env(receiver: OtlpReceiver)
 
 async def test_sse_session_uses_the_sse_session_id(receiver: OtlpReceiver, tracer_provider: TracerProvider):
     server = make_mcpserver(tracer_provider)
-    observability = instrument_server(
-        server,
-        {"server_name": "sse", "exporter_endpoint": receiver.http_endpoint},
-        tracer_provider=tracer_provider,
-    )
+    observability = instrument_to_receiver(server, receiver, tracer_provider, server_name="sse")
     async with serve_http(server.sse_app()) as url:
         async with Client(sse_client(f"{url}/sse"), mode="legacy") as client:
             await client.call_tool("echo", {"text": "a"})

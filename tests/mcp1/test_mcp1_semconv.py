@@ -9,7 +9,7 @@ validate (a missing tool name, an unknown method) with -32602, and a tool except
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 import anyio
 import mcp.types as types
@@ -18,30 +18,13 @@ from mcp.server.fastmcp import FastMCP
 from mcp.shared.exceptions import McpError
 from opentelemetry.sdk.trace import TracerProvider
 
-from shinzo_otel import Observability, instrument_server
-from tests.loopback import spans_named
+from tests.loopback import instrument_to_receiver, operation_points, server_spans, spans_named
 from tests.mcp1.servers import make_lowlevel, make_sdk_fastmcp, memory_client
-from tests.otlp_receiver import OtlpReceiver, ReceivedDataPoint, ReceivedSpan
+from tests.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.anyio
 
-
-def _instrument(
-    server: Any, receiver: OtlpReceiver, provider: TracerProvider, **config: Any
-) -> Observability:
-    return instrument_server(
-        server,
-        {"server_name": "semconv-1", "exporter_endpoint": receiver.http_endpoint, **config},
-        tracer_provider=provider,
-    )
-
-
-def _server_spans(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
-    return [span for span in spans if span.kind == "SERVER"]
-
-
-def _operation_points(receiver: OtlpReceiver) -> list[ReceivedDataPoint]:
-    return receiver.metrics()["mcp.server.operation.duration"]
+_instrument = partial(instrument_to_receiver, server_name="semconv-1")
 
 
 @pytest.mark.parametrize("capture", [False, True], ids=["capture-off", "capture-on"])
@@ -62,7 +45,7 @@ async def test_handler_exception_is_the_wire_code_and_text_only_with_capture(
     assert prompt.attributes["rpc.response.status_code"] == "0"
     assert prompt.attributes["error.type"] == "0"
     assert prompt.status_code == "ERROR"
-    (point,) = [p for p in _operation_points(receiver) if p.attributes["mcp.method.name"] == "prompts/get"]
+    (point,) = [p for p in operation_points(receiver) if p.attributes["mcp.method.name"] == "prompts/get"]
     assert point.attributes["error.type"] == "0"
     # mcp 1.x's low-level call_tool decorator turns a tool's exception into an isError result.
     assert crashed.isError
@@ -98,13 +81,13 @@ async def test_invalid_request_codes_are_not_errors(receiver: OtlpReceiver, trac
     await observability.shutdown()
     assert missing.value.error.code == -32601 and invalid.value.error.code == -32602
     by_code = {
-        span.attributes.get("rpc.response.status_code"): span for span in _server_spans(receiver.spans())
+        span.attributes.get("rpc.response.status_code"): span for span in server_spans(receiver.spans())
     }
     assert by_code["-32601"].name == "resources/list"
     assert by_code["-32602"].name == "tools/call"  # no tool name: named by the method only
     for code in ("-32601", "-32602"):
         assert "error.type" not in by_code[code].attributes and by_code[code].status_code == "UNSET"
-    points = [p for p in _operation_points(receiver) if "rpc.response.status_code" in p.attributes]
+    points = [p for p in operation_points(receiver) if "rpc.response.status_code" in p.attributes]
     assert {p.attributes["rpc.response.status_code"] for p in points} == {"-32601", "-32602"}
     assert not any("error.type" in p.attributes for p in points)
 
@@ -130,7 +113,7 @@ async def test_request_cut_off_is_recorded_as_cancelled(
     (span,) = spans_named(receiver.spans(), "tools/call wait_forever")
     assert span.attributes["error.type"] == "cancelled" and span.status_code == "ERROR"
     (point,) = [
-        p for p in _operation_points(receiver) if p.attributes.get("gen_ai.tool.name") == "wait_forever"
+        p for p in operation_points(receiver) if p.attributes.get("gen_ai.tool.name") == "wait_forever"
     ]
     assert point.attributes["error.type"] == "cancelled"
 
@@ -152,7 +135,7 @@ async def test_client_input_cannot_grow_span_names_or_series(
                 await client.send_request(types.ClientRequest(request), types.EmptyResult)
         await client.call_tool("echo", {"text": "real"})
     await observability.shutdown()
-    spans = _server_spans(receiver.spans())
+    spans = server_spans(receiver.spans())
     names = {span.name for span in spans}
     assert names == {
         "initialize",
@@ -169,7 +152,7 @@ async def test_client_input_cannot_grow_span_names_or_series(
     assert unknown_methods[7].attributes["shinzo.mcp.method.original"] == "x/unknown-7"
     other_tools = spans_named(spans, "tools/call _OTHER")
     assert other_tools[3].attributes["shinzo.mcp.target.original"] == "no-such-tool-3"
-    series = {tuple(sorted(p.attributes.items())) for p in _operation_points(receiver)}
+    series = {tuple(sorted(p.attributes.items())) for p in operation_points(receiver)}
     assert len(series) <= 7
     assert any(dict(s).get("gen_ai.tool.name") == "echo" for s in series)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import defaultdict
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,8 @@ from opentelemetry import propagate
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as AsgiMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 
-from shinzo_otel import Observability, instrument_server, session_resolvers, uninstrument_server
-from tests.loopback import serve_http, spans_named, wait_for_spans
+from shinzo_otel import session_resolvers, uninstrument_server
+from tests.loopback import by_session, instrument_to_receiver, serve_http, spans_named, wait_for_spans
 from tests.mcp1.servers import (
     STDIO_SERVER,
     http_client,
@@ -36,27 +36,12 @@ from tests.mcp1.servers import (
     memory_client,
     session_over,
 )
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.anyio
+
+_instrument = partial(instrument_to_receiver, server_name="sessions-1")
 HERE = Path(__file__).resolve().parent
-
-
-def _instrument(
-    server: Any, receiver: OtlpReceiver, provider: TracerProvider, **config: Any
-) -> Observability:
-    return instrument_server(
-        server,
-        {"server_name": "sessions-1", "exporter_endpoint": receiver.http_endpoint, **config},
-        tracer_provider=provider,
-    )
-
-
-def _by_session(spans: list[ReceivedSpan]) -> dict[Any, list[ReceivedSpan]]:
-    groups: dict[Any, list[ReceivedSpan]] = defaultdict(list)
-    for span in spans:
-        groups[span.attributes.get("session.id")].append(span)
-    return groups
 
 
 async def test_session_story_and_user_spans(receiver: OtlpReceiver, tracer_provider: TracerProvider):
@@ -147,7 +132,7 @@ async def test_conversation_ids(receiver: OtlpReceiver, tracer_provider: TracerP
     sessions = spans_named(spans, "mcp.session")
     if stateless:
         assert {span.attributes["shinzo.session.origin"] for span in sessions} == {"conversation"}
-        assert sorted(len(group) for group in _by_session(calls).values()) == [1, 2]
+        assert sorted(len(group) for group in by_session(calls).values()) == [1, 2]
     else:
         assert len(sessions) == 3
         assert {span.attributes["shinzo.session.origin"] for span in sessions} == {"protocol"}
@@ -181,7 +166,7 @@ async def test_header_and_meta_key_resolvers(receiver: OtlpReceiver, tracer_prov
     # Two users, two keys; the in-memory handshake carries no key: its connection is its session.
     assert origins == ["connection", "resolver", "resolver", "resolver", "resolver"]
     for name in ("tools/call echo", "tools/call crash"):
-        groups = _by_session(spans_named(spans, name))
+        groups = by_session(spans_named(spans, name))
         assert None not in groups and sorted(len(group) for group in groups.values()) == [1, 2], name
     assert not any(
         "user-ada" in str(value) or value == "k1" for span in spans for value in span.attributes.values()
@@ -225,7 +210,7 @@ async def test_auth_subject_resolver_groups_by_principal(
     await observability.shutdown()
     spans = receiver.spans()
     assert len(spans_named(spans, "mcp.session")) == 2
-    groups = _by_session(spans_named(spans, "tools/call whoami"))
+    groups = by_session(spans_named(spans, "tools/call whoami"))
     assert None not in groups and sorted(len(calls) for calls in groups.values()) == [1, 3]
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the anyio backend, a loopback OTLP receiver, a fresh TracerProvider per test."""
+"""Shared fixtures: the anyio backend, a loopback OTLP receiver, a fresh TracerProvider per test, a
+private default store."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ def tracer_provider() -> Iterator[TracerProvider]:
     provider = TracerProvider()
     yield provider
     provider.shutdown()
+
+
+@pytest.fixture
+def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default store path (`SHINZO_STORE_PATH`, with the admin state file next to it) under
+    tmp_path, and no admin secret or OTLP endpoint from the environment: the admin tracking server's
+    tests take it for all their tests (`pytest.mark.usefixtures`)."""
+    for name in ("SHINZO_ADMIN_SECRET", "SESSION_BUDDY_SECRET", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SHINZO_STORE_PATH", str(tmp_path / "sessions.db"))
+    return tmp_path / "sessions.db"
 
 
 # --- one suite, two mcp majors ---------------------------------------------------------------------

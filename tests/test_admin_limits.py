@@ -2,14 +2,13 @@
 with an error that names the limit, and every accepted session reaches the store with its identity.
 
 Real client -> real tracking server on 127.0.0.1 -> the embedded store, read back over /api/sessions.
-Expected sizes are worked out by hand from the JSON texts written here.
+Expected sizes are worked out by hand from the JSON texts written here. The server's TracerProvider
+(`tracer_provider`) has the SDK's default span limits: 128 attributes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,25 +20,10 @@ from shinzo_otel.admin.server import TrackingServer
 from tests.mcp_servers import serve_http
 from tests.test_admin_tracker import END, start_event
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("private_store")]
 
 START_FAILED = "Session start tracking failed: "
 END_FAILED = "Session end tracking failed: "
-
-
-@pytest.fixture(autouse=True)
-def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("SHINZO_ADMIN_SECRET", "SESSION_BUDDY_SECRET", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SHINZO_STORE_PATH", str(tmp_path / "sessions.db"))
-    return tmp_path / "sessions.db"
-
-
-@pytest.fixture
-def provider() -> Iterator[TracerProvider]:
-    tracer_provider = TracerProvider()  # the SDK's default span limits: 128 attributes
-    yield tracer_provider
-    tracer_provider.shutdown()
 
 
 def keys(count: int, prefix: str = "k") -> dict[str, Any]:
@@ -68,9 +52,9 @@ async def admin_sessions(url: str) -> list[dict[str, Any]]:
     ids=["116 keys", "65 keys", "10000 keys", "1 MB"],
 )
 async def test_too_much_start_metadata_is_an_error_naming_the_limit(
-    provider: TracerProvider, caplog: pytest.LogCaptureFixture, metadata: dict[str, Any], error: str
+    tracer_provider: TracerProvider, caplog: pytest.LogCaptureFixture, metadata: dict[str, Any], error: str
 ) -> None:
-    server = TrackingServer(tracer_provider=provider)
+    server = TrackingServer(tracer_provider=tracer_provider)
     async with serve_http(server.asgi_app()) as url, Client(f"{url}/mcp") as client:
         with caplog.at_level(logging.WARNING, logger="opentelemetry"):
             result = await client.call_tool("track_session_start", start_event(metadata=metadata))
@@ -86,10 +70,12 @@ async def test_too_much_start_metadata_is_an_error_naming_the_limit(
     assert [record for record in caplog.records if record.name.startswith("opentelemetry")] == []
 
 
-async def test_metadata_at_the_limits_keeps_the_session_and_its_identity(provider: TracerProvider) -> None:
+async def test_metadata_at_the_limits_keeps_the_session_and_its_identity(
+    tracer_provider: TracerProvider,
+) -> None:
     start_metadata = keys(64, "s")
     end_metadata = {"exit_reason": "user_exit", **keys(15, "e")}  # 16 keys
-    server = TrackingServer(tracer_provider=provider)
+    server = TrackingServer(tracer_provider=tracer_provider)
     async with serve_http(server.asgi_app()) as url, Client(f"{url}/mcp") as client:
         started = await client.call_tool("track_session_start", start_event(metadata=start_metadata))
         assert started.structured_content == {

@@ -4,9 +4,6 @@ served on 127.0.0.1 and called by real HTTP and MCP clients: `/api/sessions` gua
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 from mcp import Client
@@ -19,34 +16,18 @@ from tests.otlp_receiver import OtlpReceiver
 from tests.test_admin_tools import SECRET, seed_token
 from tests.test_admin_tracker import start_event
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("private_store")]
 
 API = "/api/sessions"
 AUTH_REFUSED = "❌ Authentication failed: "
-
-
-@pytest.fixture(autouse=True)
-def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Default store (and state file next to it) under tmp_path; no secret from the environment."""
-    for name in ("SHINZO_ADMIN_SECRET", "SESSION_BUDDY_SECRET", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SHINZO_STORE_PATH", str(tmp_path / "sessions.db"))
-    return tmp_path / "sessions.db"
-
-
-@pytest.fixture
-def provider() -> Iterator[TracerProvider]:
-    tracer_provider = TracerProvider()
-    yield tracer_provider
-    tracer_provider.shutdown()
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_sessions_api_needs_the_same_token_as_the_tools(provider: TracerProvider) -> None:
-    server = TrackingServer(secret=SECRET, tracer_provider=provider)
+async def test_sessions_api_needs_the_same_token_as_the_tools(tracer_provider: TracerProvider) -> None:
+    server = TrackingServer(secret=SECRET, tracer_provider=tracer_provider)
     async with serve_http(server.asgi_app()) as url, httpx.AsyncClient(base_url=url) as http:
         missing = await http.get(API)
         assert missing.status_code == 401
@@ -76,10 +57,10 @@ async def test_sessions_api_needs_the_same_token_as_the_tools(provider: TracerPr
         assert (await http.get("/health")).status_code == 200  # nothing to hide there
 
 
-async def test_without_a_secret_the_sessions_api_is_open_on_loopback(provider: TracerProvider) -> None:
+async def test_without_a_secret_the_sessions_api_is_open_on_loopback(tracer_provider: TracerProvider) -> None:
     # Seed 002's monitoring example reads it without credentials; `serve` keeps such a server on
     # loopback (tests/test_admin_serve.py).
-    server = TrackingServer(tracer_provider=provider)
+    server = TrackingServer(tracer_provider=tracer_provider)
     async with serve_http(server.asgi_app()) as url, httpx.AsyncClient(base_url=url) as http:
         assert (await http.get(API)).status_code == 200
 
@@ -95,9 +76,9 @@ async def test_without_a_secret_the_sessions_api_is_open_on_loopback(provider: T
     ],
 )
 async def test_sessions_api_checks_host_and_origin_like_mcp(
-    provider: TracerProvider, headers: dict[str, str], status: int | None
+    tracer_provider: TracerProvider, headers: dict[str, str], status: int | None
 ) -> None:
-    server = TrackingServer(tracer_provider=provider)
+    server = TrackingServer(tracer_provider=tracer_provider)
     async with serve_http(server.asgi_app()) as url, httpx.AsyncClient(base_url=url) as http:
         api = await http.get(API, headers=headers)
         mcp = await http.post(
@@ -113,9 +94,11 @@ async def test_sessions_api_checks_host_and_origin_like_mcp(
 
 
 async def test_a_refused_call_is_a_tool_error_that_telemetry_records(
-    receiver: OtlpReceiver, provider: TracerProvider
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
 ) -> None:
-    server = TrackingServer(secret=SECRET, exporter_endpoint=receiver.http_endpoint, tracer_provider=provider)
+    server = TrackingServer(
+        secret=SECRET, exporter_endpoint=receiver.http_endpoint, tracer_provider=tracer_provider
+    )
     async with serve_http(server.asgi_app()) as url, Client(f"{url}/mcp") as client:
         refused = await client.call_tool("track_session_start", start_event())  # no token
         assert refused.is_error

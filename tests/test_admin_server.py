@@ -26,16 +26,7 @@ from tests.mcp_servers import serve_http, spans_named, wait_for_spans
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.test_admin_tracker import END, START, START_NS, start_event
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Default store (and state file next to it) under tmp_path; no secret from the environment."""
-    for name in ("SHINZO_ADMIN_SECRET", "SESSION_BUDDY_SECRET", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SHINZO_STORE_PATH", str(tmp_path / "sessions.db"))
-    return tmp_path / "sessions.db"
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("private_store")]
 
 
 @pytest.fixture

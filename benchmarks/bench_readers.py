@@ -24,20 +24,18 @@ import base64
 import json
 import random
 import re
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from benchmarks import median, table
 from shinzo_otel.replay import RequestFilter, SessionFilter
 from shinzo_otel.replay.analytics import METRICS
 from shinzo_otel.replay.tempo import TempoSource
+from tests.http_stub import HttpStub, json_route
 
 _FULL = {"sessions": 10_000, "runs": 3}
 _QUICK = {"sessions": 300, "runs": 1}
@@ -147,48 +145,14 @@ _SELECT = re.compile(r"select\(([^)]*)\)")
 _IDS = re.compile(r'span\.session\.id = "([0-9a-f]+)"')
 
 
-class _FakeTempo:
-    """The Tempo HTTP API over `traces`, for the searches and metrics queries the reader sends."""
+class _FakeTempo(HttpStub):
+    """The Tempo HTTP API over `traces`, for the searches and metrics queries the reader sends; it
+    counts the requests it gets and the bytes it sends (compact JSON, as Tempo's)."""
 
     def __init__(self, traces: list[_Trace]) -> None:
+        super().__init__(json_route(self.answer, separators=(",", ":")))
         self.traces = sorted(traces, key=lambda trace: -trace.start)
         self.by_session = {trace.session_id: trace for trace in traces}
-        self.requests = 0
-        self.bytes = 0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                query = {key: values[-1] for key, values in parse_qs(url.query).items()}
-                status, body = fake.answer(url.path, query)
-                payload = json.dumps(body, separators=(",", ":")).encode()
-                fake.requests += 1
-                fake.bytes += len(payload)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def reset(self) -> None:
-        self.requests = self.bytes = 0
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
     def answer(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if path == "/api/search":
@@ -338,7 +302,7 @@ def _measure(fake: _FakeTempo, call: Any, runs: int) -> tuple[int, int, float, A
         started = time.perf_counter()
         result = call()
         seconds.append(time.perf_counter() - started)
-    return fake.requests, fake.bytes, median(seconds), result
+    return len(fake.requests), fake.bytes_sent, median(seconds), result
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -350,41 +314,39 @@ def run(quick: bool = False) -> dict[str, Any]:
         "started_after": datetime.fromtimestamp(_T0, timezone.utc),
         "started_before": datetime.fromtimestamp(_T0 + sizes["sessions"] * _STEP + 3600, timezone.utc),
     }
-    fake, fake_small = _FakeTempo(traces), _FakeTempo(small)
-    # Tempo's defaults, the metrics window unlimited so that one query covers the dataset's days.
-    source = TempoSource(fake.url, metrics_max_seconds=None)
-    source_small = TempoSource(fake_small.url, metrics_max_seconds=None)
-    try:
-        lists = []
-        for label, filters in (
-            ("sessions list (50 newest)", SessionFilter(**window)),
-            ("sessions list --status abandoned", SessionFilter(status="abandoned", **window)),
-            ("sessions list --limit all", SessionFilter(limit=None, **window)),
-        ):
-            requests, sent, seconds, summaries = _measure(
-                fake, lambda f=filters: source.list_sessions(f), runs
+    with _FakeTempo(traces) as fake, _FakeTempo(small) as fake_small:
+        # Tempo's defaults, the metrics window unlimited so that one query covers the dataset's days.
+        source = TempoSource(fake.url, metrics_max_seconds=None)
+        source_small = TempoSource(fake_small.url, metrics_max_seconds=None)
+        try:
+            lists = []
+            for label, filters in (
+                ("sessions list (50 newest)", SessionFilter(**window)),
+                ("sessions list --status abandoned", SessionFilter(status="abandoned", **window)),
+                ("sessions list --limit all", SessionFilter(limit=None, **window)),
+            ):
+                requests, sent, seconds, summaries = _measure(
+                    fake, lambda f=filters: source.list_sessions(f), runs
+                )
+                lists.append([label, len(summaries), requests, sent, seconds])
+            requests, sent, seconds, _ = _measure(
+                fake, lambda: source.count_requests(RequestFilter(limit=None, **window)), runs
             )
-            lists.append([label, len(summaries), requests, sent, seconds])
-        requests, sent, seconds, _ = _measure(
-            fake, lambda: source.count_requests(RequestFilter(limit=None, **window)), runs
-        )
-        lists.append(["count of requests outside any session", "–", requests, sent, seconds])
-        session_span_bytes = lists[2][3]
-        whole = _whole_trace_bytes(traces)
-        metrics_rows = []
-        for metric in METRICS:
-            full_requests, full_bytes, full_seconds, _ = _measure(
-                fake, lambda m=metric: source.analytics(SessionFilter(**window), m), runs
-            )
-            small_requests, _, _, _ = _measure(
-                fake_small, lambda m=metric: source_small.analytics(SessionFilter(**window), m), 1
-            )
-            metrics_rows.append([metric, full_requests, small_requests, full_bytes, full_seconds])
-    finally:
-        source.close()
-        source_small.close()
-        fake.close()
-        fake_small.close()
+            lists.append(["count of requests outside any session", "–", requests, sent, seconds])
+            session_span_bytes = lists[2][3]
+            whole = _whole_trace_bytes(traces)
+            metrics_rows = []
+            for metric in METRICS:
+                full_requests, full_bytes, full_seconds, _ = _measure(
+                    fake, lambda m=metric: source.analytics(SessionFilter(**window), m), runs
+                )
+                small_requests, _, _, _ = _measure(
+                    fake_small, lambda m=metric: source_small.analytics(SessionFilter(**window), m), 1
+                )
+                metrics_rows.append([metric, full_requests, small_requests, full_bytes, full_seconds])
+        finally:
+            source.close()
+            source_small.close()
     constant = all(row[1] == row[2] for row in metrics_rows)
     return {
         "sessions": sizes["sessions"],

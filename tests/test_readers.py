@@ -23,16 +23,13 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import httpx
@@ -62,6 +59,7 @@ from shinzo_otel.replay.jaeger import JaegerSource, v1_trace_records
 from shinzo_otel.replay.otlp_json import OtlpJsonFileSource, parse_traces
 from shinzo_otel.replay.tempo import TempoSource, session_spans_query
 from shinzo_otel.store import SessionStore, SqliteSpanExporter
+from tests.http_stub import HttpStub, JsonRoute, json_route
 from tests.mcp_servers import make_mcpserver
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -257,48 +255,10 @@ def test_a_missing_file_is_unavailable(tmp_path: Path) -> None:
 
 # --- loopback HTTP stubs ---------------------------------------------------------------------------
 
-Route = Callable[[str, dict[str, str]], tuple[int, Any]]
-"""(path, query) -> (status, JSON body)."""
 
-
-class BackendStub:
+def backend_stub(route: JsonRoute) -> HttpStub:
     """A JSON HTTP server on 127.0.0.1 answering GETs with `route`; keeps every (path, query) asked."""
-
-    def __init__(self, route: Route) -> None:
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                query = {key: values[-1] for key, values in parse_qs(url.query).items()}
-                stub.requests.append((url.path, query))
-                status, body = route(url.path, query)
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> BackendStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+    return HttpStub(json_route(route))
 
 
 def _traces(requests: Sequence[ExportTraceServiceRequest]) -> dict[str, ExportTraceServiceRequest]:
@@ -376,7 +336,7 @@ def _tempo_matches(query: str, span: Any) -> bool:
     return session_id in wanted
 
 
-def tempo_route(traces: dict[str, ExportTraceServiceRequest], *, v2: bool = True) -> Route:
+def tempo_route(traces: dict[str, ExportTraceServiceRequest], *, v2: bool = True) -> JsonRoute:
     """Tempo's HTTP API as documented (grafana/tempo `docs/sources/tempo/api_docs/_index.md`) and as
     recorded from Tempo 2.10.8 (tests/fixtures/tempo):
 
@@ -430,7 +390,7 @@ def tempo_route(traces: dict[str, ExportTraceServiceRequest], *, v2: bool = True
 
 @pytest.mark.parametrize("v2", [True, False], ids=["v2", "v1-only"])
 def test_tempo_reader_replays_what_the_store_recorded(exported: Exported, v2: bool) -> None:
-    with BackendStub(tempo_route(_traces(exported.requests), v2=v2)) as tempo:
+    with backend_stub(tempo_route(_traces(exported.requests), v2=v2)) as tempo:
         source = TempoSource(tempo.url, metrics_max_seconds=None)
         try:
             assert source.list_sessions(SessionFilter(limit=None)) == exported.summaries()
@@ -471,7 +431,7 @@ def test_tempo_search_narrows_by_attribute_filters() -> None:
 
 
 def test_http_failures_are_one_line_errors(exported: Exported) -> None:
-    with BackendStub(lambda path, query: (500, {"error": "boom\nsecond line"})) as broken:
+    with backend_stub(lambda path, query: (500, {"error": "boom\nsecond line"})) as broken:
         with pytest.raises(SourceUnavailableError) as error:
             TempoSource(broken.url).list_sessions()
         assert (
@@ -502,7 +462,7 @@ def test_tempo_traces_it_cannot_read_are_skipped_with_a_warning(exported: Export
         return good(path, query)
 
     warnings: list[str] = []
-    with BackendStub(route) as tempo:
+    with backend_stub(route) as tempo:
         source = TempoSource(tempo.url, warn=warnings.append)
         for session_id in exported.session_ids:
             with pytest.raises(SessionNotFoundError):
@@ -530,7 +490,7 @@ def _matches(
     )
 
 
-def jaeger_v3_route(traces: dict[str, ExportTraceServiceRequest]) -> Route:
+def jaeger_v3_route(traces: dict[str, ExportTraceServiceRequest]) -> JsonRoute:
     """Jaeger's api_v3 over HTTP (jaegertracing/jaeger-idl `proto/api_v3/query_service.proto`, the gateway
     jaegertracing/jaeger `.../jaegerquery/internal/apiv3/http_gateway.go`, its snapshot
     `snapshots/FindTraces.json`): `GET /api/v3/services` -> `{"services": [...]}`; `GET /api/v3/traces`
@@ -665,7 +625,7 @@ def jaeger_v1_trace(spans: Sequence[ReceivedSpan]) -> dict[str, Any]:
     }
 
 
-def jaeger_v1_route(spans: Sequence[ReceivedSpan]) -> Route:
+def jaeger_v1_route(spans: Sequence[ReceivedSpan]) -> JsonRoute:
     """Jaeger's v1 JSON API as the query service answers it (jaegertracing/jaeger `model/json/model.go`
     and `cmd/query/app/http_handler.go`): `GET /api/services` -> `{"data": [...]}`; `GET /api/traces`
     with `service` (required: 400 otherwise), `operation`, `tags` (a JSON map), `start`/`end`
@@ -700,7 +660,7 @@ def jaeger_v1_route(spans: Sequence[ReceivedSpan]) -> Route:
 
 
 def test_jaeger_v3_reader_replays_what_the_store_recorded(exported: Exported) -> None:
-    with BackendStub(jaeger_v3_route(_traces(exported.requests))) as jaeger:
+    with backend_stub(jaeger_v3_route(_traces(exported.requests))) as jaeger:
         source = JaegerSource(jaeger.url)
         try:
             assert source.list_sessions(SessionFilter(limit=None)) == exported.summaries()
@@ -733,7 +693,7 @@ def _microseconds(span: SpanRecord) -> SpanRecord:
 
 
 def test_jaeger_v1_reader_replays_the_store_to_the_microsecond(exported: Exported) -> None:
-    with BackendStub(jaeger_v1_route(exported.spans)) as jaeger:
+    with backend_stub(jaeger_v1_route(exported.spans)) as jaeger:
         source = JaegerSource(jaeger.url)
         try:
             for session_id in exported.session_ids:

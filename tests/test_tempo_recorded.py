@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -36,6 +33,7 @@ from shinzo_otel.replay import (
 from shinzo_otel.replay.analytics import run_analytics
 from shinzo_otel.replay.otlp_json import parse_traces, span_records
 from shinzo_otel.replay.tempo import TempoSource
+from tests.http_stub import Answer, HttpStub, Route, json_answer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tempo"
 DATASET = json.loads((FIXTURES / "dataset.json").read_text())
@@ -70,62 +68,17 @@ def window_filter(**fields: Any) -> dict[str, Any]:
 
 # --- the loopback Tempo ---------------------------------------------------------------------------
 
-Answer = tuple[int, bytes, str]
-Route = Callable[[str, dict[str, str]], Answer]
-
-
-def json_answer(body: Any) -> Answer:
-    return 200, json.dumps(body).encode(), "application/json"
-
 
 def file_answer(name: str, status: int = 200) -> Answer:
     kind = "application/json" if name.endswith(".json") else "text/plain; charset=utf-8"
     return status, (FIXTURES / name).read_bytes(), kind
 
 
-class Tempo:
-    """An HTTP server on 127.0.0.1 answering GETs with `route`; keeps every (path, query) received."""
-
-    def __init__(self, route: Route) -> None:
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.bytes_sent = 0
-        tempo = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                query = {key: values[-1] for key, values in parse_qs(url.query).items()}
-                tempo.requests.append((url.path, query))
-                status, body, kind = route(url.path, query)
-                tempo.bytes_sent += len(body)
-                self.send_response(status)
-                if body:
-                    self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+class Tempo(HttpStub):
+    """The loopback Tempo: answers GETs with its route; keeps every (path, query) received."""
 
     def searches(self) -> list[str]:
         return [query["q"] for path, query in self.requests if path == "/api/search"]
-
-    def __enter__(self) -> Tempo:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 # --- hand-built answers from recorded spans ----------------------------------------------------------

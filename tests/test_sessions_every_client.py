@@ -398,10 +398,12 @@ async def test_killed_server_leaves_an_abandoned_session(tmp_path: Path):
     """SIGKILL: the session span never ends, yet its start marker and the tool calls that ended just
     before are in the store; once silent past its idle timeout the CLI shows it as abandoned."""
     store, pid_file = tmp_path / "sessions.db", tmp_path / "server.pid"
-    env = {**os.environ, "SHINZO_STORE_PATH": str(store), "KILLABLE_PID_FILE": str(pid_file)}
+    env = {**os.environ, "SHINZO_STORE_PATH": str(store)}
     for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         env.pop(variable, None)
-    params = StdioServerParameters(command=sys.executable, args=[str(TESTS / "killable_server.py")], env=env)
+    # Idle timeout 1 s: the session is abandoned one second after its last activity.
+    server = [str(TESTS / "stdio_pid_server.py"), str(pid_file), "1000"]
+    params = StdioServerParameters(command=sys.executable, args=server, env=env)
 
     def listed() -> list[dict[str, Any]]:
         if not store.exists():

@@ -31,7 +31,6 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from opentelemetry import propagate
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -43,6 +42,7 @@ from shinzo_otel.replay.otlp_json import parse_traces, span_records
 from shinzo_otel.store import SessionStore, SqliteSpanExporter
 from tests.mcp_servers import make_mcpserver
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.shared_checks import client_meta
 from tests.test_collector_config import (
     CONFIG_DIR,
     ENV_DEFAULT,
@@ -168,13 +168,6 @@ def _arguments(tool: str, text: str) -> dict[str, str]:
     return {"reason": text} if tool == "fail" else {"text": text}
 
 
-def _client_meta(client_provider: TracerProvider, extra: Mapping[str, Any]) -> dict[str, Any]:
-    carrier: dict[str, Any] = dict(extra)
-    with client_provider.get_tracer("client").start_as_current_span("agent step"):
-        propagate.inject(carrier)
-    return carrier
-
-
 @pytest.mark.anyio
 async def test_the_session_span_is_the_only_root_of_a_session(receiver: OtlpReceiver) -> None:
     """What `decision_wait_after_root_received` needs: under the session key, the one span without a
@@ -190,11 +183,11 @@ async def test_the_session_span_is_the_only_root_of_a_session(receiver: OtlpRece
     )
     async with Client(server) as client:  # default mode: a conversation is the session
         for tool in ("echo", "nested", "fail"):
-            meta = _client_meta(client_provider, {"openai/session": "c-1"})
+            meta = client_meta(client_provider, {"openai/session": "c-1"})
             await client.call_tool(tool, _arguments(tool, "x"), meta=meta)
     async with Client(server, mode="legacy") as client:  # the connection is the session
         for tool in ("echo", "nested"):
-            await client.call_tool(tool, {"text": "x"}, meta=_client_meta(client_provider, {}))
+            await client.call_tool(tool, {"text": "x"}, meta=client_meta(client_provider))
         await client.call_tool("echo", {"text": "no client context"})
     await observability.shutdown()
     by_session: dict[str, list[ReceivedSpan]] = defaultdict(list)
@@ -328,7 +321,7 @@ async def _sessions_through(provider: TracerProvider, endpoint: str) -> None:
     for n in range(5):
         async with Client(server, mode="legacy") as client:
             for tool in ("echo", "nested", "fail" if n == 4 else "echo"):
-                meta = _client_meta(client_provider, {})
+                meta = client_meta(client_provider)
                 await client.call_tool(tool, _arguments(tool, str(n)), meta=meta)
     await observability.shutdown()
     client_provider.shutdown()

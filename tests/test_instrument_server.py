@@ -12,13 +12,13 @@ from mcp import Client
 from mcp.server import Server
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.shared.exceptions import MCPError
-from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import SessionType, ShinzoConfig, instrument_server
 from tests.loopback import instrument_to_receiver, server_spans
 from tests.mcp_servers import make_lowlevel_server, make_mcpserver, spans_named
 from tests.otlp_receiver import OtlpReceiver
+from tests.shared_checks import check_client_context_is_the_parent, client_meta
 
 pytestmark = pytest.mark.anyio
 
@@ -225,23 +225,11 @@ async def test_trace_context_in_meta_is_the_parent(receiver: OtlpReceiver, trace
     server = make_mcpserver(tracer_provider)
     observability = _instrument(server, receiver, tracer_provider)
     client_provider = TracerProvider()
-    carrier: dict[str, Any] = {}
-    with client_provider.get_tracer("client").start_as_current_span("agent step") as client_span:
-        propagate.inject(carrier)
+    meta = client_meta(client_provider)
     async with Client(server, mode="legacy") as client:
-        await client.call_tool("echo", {"text": "hi"}, meta=carrier)
+        await client.call_tool("echo", {"text": "hi"}, meta=meta)
     observability.force_flush()
-    spans = receiver.spans()
-    (call,) = spans_named(spans, "tools/call echo")
-    (session_span,) = spans_named(spans, "mcp.session")
-    context = client_span.get_span_context()
-    assert call.trace_id == format(context.trace_id, "032x")
-    assert call.parent_span_id == format(context.span_id, "016x")
-    # The session is a link, and the span still carries the session id.
-    assert [(link.trace_id, link.span_id) for link in call.links] == [
-        (session_span.trace_id, session_span.span_id)
-    ]
-    assert call.attributes["session.id"] == session_span.attributes["session.id"]
+    check_client_context_is_the_parent(receiver.spans(), meta)
     client_provider.shutdown()
     await observability.shutdown()
 

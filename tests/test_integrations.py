@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.server._otel import OpenTelemetryMiddleware
-from opentelemetry import propagate
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as AsgiMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -21,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shinzo_otel import instrument_server, session_resolvers, uninstrument_server
 from tests.mcp_servers import EXAMPLES, make_mcpserver, serve_http, spans_named, wait_for_spans
 from tests.otlp_receiver import OtlpReceiver
+from tests.shared_checks import check_zero_code_session, client_meta, traceparent_ids, zero_code_launch
 
 pytestmark = pytest.mark.anyio
 TESTS = Path(__file__).resolve().parent
@@ -46,24 +45,11 @@ async def test_fastmcp_native_span_off_only_for_the_instrumented_server(receiver
 
 
 async def test_zero_code_opentelemetry_instrument(receiver: OtlpReceiver):
-    env = {
-        **os.environ,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint,
-        "OTEL_TRACES_EXPORTER": "none",
-    }
-    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    params = StdioServerParameters(
-        command=str(instrument), args=[sys.executable, str(EXAMPLES / "plain_server.py")], env=env
-    )
-    async with Client(params, mode="legacy") as client:
+    command, args, env = zero_code_launch(receiver, str(EXAMPLES / "plain_server.py"))
+    async with Client(StdioServerParameters(command=command, args=args, env=env), mode="legacy") as client:
         result = await client.call_tool("add", {"a": 2, "b": 3})
     assert result.structured_content == {"result": 5}
-    spans = await wait_for_spans(receiver, lambda spans: bool(spans_named(spans, "mcp.session")), timeout=30)
-    (session,) = spans_named(spans, "mcp.session")
-    (call,) = spans_named(spans, "tools/call add")
-    assert call.attributes["session.id"] == session.attributes["session.id"]
-    assert session.resource["service.name"] == "plain-server"
-    assert "gen_ai.tool.call.arguments" not in call.attributes  # content capture stays off
+    await check_zero_code_session(receiver, "add", "plain-server")
 
 
 async def test_asgi_span_is_linked_and_meta_context_is_parent(
@@ -77,16 +63,13 @@ async def test_asgi_span_is_linked_and_meta_context_is_parent(
     )
     app = AsgiMiddleware(server.streamable_http_app(), tracer_provider=tracer_provider)
     client_provider = TracerProvider()
-    carrier: dict[str, Any] = {}
-    with client_provider.get_tracer("client").start_as_current_span("agent step") as client_span:
-        propagate.inject(carrier)
+    meta = client_meta(client_provider)
     async with serve_http(app) as url, Client(f"{url}/mcp", mode="legacy") as client:
-        await client.call_tool("echo", {"text": "hi"}, meta=carrier)
+        await client.call_tool("echo", {"text": "hi"}, meta=meta)
     observability.force_flush()
     spans = receiver.spans()
     (call,) = spans_named(spans, "tools/call echo")
-    context = client_span.get_span_context()
-    assert call.parent_span_id == format(context.span_id, "016x")
+    assert call.parent_span_id == traceparent_ids(meta)[1]
     http_spans = {
         span.span_id for span in spans if span.kind == "SERVER" and span.scope_name.endswith("asgi")
     }

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -32,6 +32,7 @@ from shinzo_otel.sampling import (
 from tests.loopback import instrument_to_receiver
 from tests.mcp_servers import make_mcpserver
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.shared_checks import client_meta
 
 SESSION_ID = "session.id"
 
@@ -226,14 +227,6 @@ def test_the_entry_point_builds_a_session_sampler_from_the_argument(caplog: pyte
 # --- a real server: every request its own trace, sessions whole or absent -------------------------
 
 
-def _client_meta(client_provider: TracerProvider, extra: dict[str, Any]) -> dict[str, Any]:
-    """`_meta` with the trace context of a fresh client span (as an instrumented client sends it)."""
-    carrier: dict[str, Any] = dict(extra)
-    with client_provider.get_tracer("client").start_as_current_span("agent step"):
-        propagate.inject(carrier)
-    return carrier
-
-
 def _by_session(spans: list[ReceivedSpan]) -> dict[str, list[ReceivedSpan]]:
     result: dict[str, list[ReceivedSpan]] = defaultdict(list)
     for span in spans:
@@ -277,7 +270,7 @@ async def test_a_real_server_keeps_conversations_whole_in_default_mode(
             # Half the clients did not sample their own span: the session decides all the same.
             clients = client_provider if n % 2 else unsampled_client
             for tool in ("echo", "nested"):
-                meta = _client_meta(clients, {"openai/session": f"conv-{n}"})
+                meta = client_meta(clients, {"openai/session": f"conv-{n}"})
                 await client.call_tool(tool, {"text": str(n)}, meta=meta)
     await observability.shutdown()  # ends the logical sessions
     kept = _assert_whole_sessions(receiver.spans(), 0.5, calls_per_session=2)
@@ -297,7 +290,7 @@ async def test_a_real_server_keeps_legacy_sessions_whole(receiver: OtlpReceiver)
     for n in range(connections):
         async with Client(server, mode="legacy") as client:  # one session per connection
             for tool in ("echo", "nested", "echo"):
-                await client.call_tool(tool, {"text": str(n)}, meta=_client_meta(client_provider, {}))
+                await client.call_tool(tool, {"text": str(n)}, meta=client_meta(client_provider))
     await observability.shutdown()
     kept = _assert_whole_sessions(receiver.spans(), 0.5, calls_per_session=3)
     assert kept <= connections

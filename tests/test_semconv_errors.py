@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from tests.loopback import instrument_to_receiver, operation_points, server_spans
 from tests.mcp_servers import make_mcpserver, serve_http, spans_named
 from tests.otlp_receiver import OtlpReceiver
+from tests.shared_checks import add_wait_forever, check_cancelled
 
 pytestmark = pytest.mark.anyio
 
@@ -96,27 +97,14 @@ async def test_cancelled_request_is_recorded_as_cancelled(
     receiver: OtlpReceiver, tracer_provider: TracerProvider
 ):
     server = MCPServer("slow")
-    started = anyio.Event()
-
-    @server.tool()
-    async def wait_forever() -> str:
-        started.set()
-        await anyio.sleep_forever()
-        return "never"
-
+    started = add_wait_forever(server)
     observability = _instrument(server, receiver, tracer_provider)
     async with Client(server, mode="legacy") as client, anyio.create_task_group() as tg:
         tg.start_soon(client.call_tool, "wait_forever", {})
         await started.wait()
         tg.cancel_scope.cancel()  # the client abandons the call: notifications/cancelled
     await observability.shutdown()
-    (span,) = spans_named(receiver.spans(), "tools/call wait_forever")
-    assert span.attributes["error.type"] == "cancelled"
-    assert span.status_code == "ERROR"
-    (point,) = [
-        p for p in operation_points(receiver) if p.attributes.get("gen_ai.tool.name") == "wait_forever"
-    ]
-    assert point.attributes["error.type"] == "cancelled"
+    check_cancelled(receiver)
 
 
 async def test_client_input_cannot_grow_span_names_or_series(

@@ -44,6 +44,7 @@ from tests.mcp_servers import (
     wait_for_spans,
 )
 from tests.otlp_receiver import OtlpReceiver
+from tests.shared_checks import check_manual_session, start_manual_session
 
 pytestmark = pytest.mark.anyio
 
@@ -316,9 +317,7 @@ async def test_manual_session_api(receiver: OtlpReceiver, tracer_provider: Trace
     server = make_mcpserver(tracer_provider)
     observability = _instrument(server, receiver, tracer_provider, enable_argument_collection=True)
     instrumentation = observability.instrumentation
-    await instrumentation.enable_session_tracking("resource-42", metadata={"user_id": "u-1"})
-    tracker = instrumentation.get_session_tracker()
-    assert tracker is not None and tracker.is_session_active()
+    tracker = await start_manual_session(observability)
     manual_id = tracker.get_session_id()
     tracker.add_event(
         SessionEvent(
@@ -334,23 +333,10 @@ async def test_manual_session_api(receiver: OtlpReceiver, tracer_provider: Trace
     await instrumentation.complete_session()
     assert not tracker.is_session_active() and instrumentation.get_session_tracker() is None
     await observability.shutdown()
-    spans = receiver.spans()
-    sessions = {span.attributes["shinzo.session.origin"]: span for span in spans_named(spans, "mcp.session")}
-    assert set(sessions) == {"manual", "connection"}
-    manual = sessions["manual"]
-    assert manual.attributes["session.id"] == manual_id
+    manual = check_manual_session(receiver.spans(), manual_id)
     assert manual.attributes["shinzo.session.end_reason"] == "completed"
     (event,) = [event for event in manual.events if event.name == "shinzo.user_input"]
     assert event.attributes["shinzo.event.input"] == '{"question":"weather?"}'
-    calls = {
-        str(span.attributes["gen_ai.tool.call.arguments"]): span
-        for span in spans_named(spans, "tools/call echo")
-    }
-    assert calls['{"text":"in-manual"}'].attributes["session.id"] == manual_id
-    own = calls['{"text":"own-session"}']
-    assert own.attributes["session.id"] == sessions["connection"].attributes["session.id"] != manual_id
-    assert own.attributes["shinzo.resource.uuid"] == "resource-42"
-    assert own.attributes["shinzo.session.metadata.user_id"] == "u-1"
 
 
 async def test_stream_session_ends_when_the_stream_ends_not_at_shutdown(

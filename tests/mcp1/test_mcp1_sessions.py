@@ -5,13 +5,11 @@ assert on mcp 2.x)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -21,12 +19,11 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.fastmcp import FastMCP
 from mcp.server.lowlevel import Server
-from opentelemetry import propagate
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as AsgiMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import session_resolvers, uninstrument_server
-from tests.loopback import by_session, instrument_to_receiver, serve_http, spans_named, wait_for_spans
+from tests.loopback import by_session, instrument_to_receiver, serve_http, spans_named
 from tests.mcp1.servers import (
     STDIO_SERVER,
     http_client,
@@ -37,6 +34,14 @@ from tests.mcp1.servers import (
     session_over,
 )
 from tests.otlp_receiver import OtlpReceiver
+from tests.shared_checks import (
+    check_client_context_is_the_parent,
+    check_manual_session,
+    check_zero_code_session,
+    client_meta,
+    start_manual_session,
+    zero_code_launch,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -71,20 +76,11 @@ async def test_meta_trace_context_is_the_parent(receiver: OtlpReceiver, tracer_p
     server = make_lowlevel()
     observability = _instrument(server, receiver, tracer_provider)
     client_provider = TracerProvider()
-    carrier: dict[str, Any] = {}
-    with client_provider.get_tracer("client").start_as_current_span("agent step") as client_span:
-        propagate.inject(carrier)
+    meta = client_meta(client_provider)
     async with memory_client(server) as client:
-        await client.call_tool("echo", {"text": "hi"}, meta=carrier)
+        await client.call_tool("echo", {"text": "hi"}, meta=meta)
     await observability.shutdown()
-    spans = receiver.spans()
-    (call,) = spans_named(spans, "tools/call echo")
-    (session,) = spans_named(spans, "mcp.session")
-    context = client_span.get_span_context()
-    assert call.trace_id == format(context.trace_id, "032x")
-    assert call.parent_span_id == format(context.span_id, "016x")
-    assert [(link.trace_id, link.span_id) for link in call.links] == [(session.trace_id, session.span_id)]
-    assert call.attributes["session.id"] == session.attributes["session.id"]
+    check_client_context_is_the_parent(receiver.spans(), meta)
     client_provider.shutdown()
 
 
@@ -219,11 +215,7 @@ async def test_manual_session_api(receiver: OtlpReceiver, tracer_provider: Trace
     and carries the manual session's resource uuid and metadata."""
     server = make_lowlevel()
     observability = _instrument(server, receiver, tracer_provider, enable_argument_collection=True)
-    instrumentation = observability.instrumentation
-    await instrumentation.enable_session_tracking("resource-42", metadata={"user_id": "u-1"})
-    tracker = instrumentation.get_session_tracker()
-    assert tracker is not None and tracker.is_session_active()
-    manual_id = tracker.get_session_id()
+    manual_id = (await start_manual_session(observability)).get_session_id()
     async with (
         serve_http(lowlevel_http_app(server, stateless=True)) as url,
         http_client(url, "http-stateless") as client,
@@ -231,21 +223,9 @@ async def test_manual_session_api(receiver: OtlpReceiver, tracer_provider: Trace
         await client.call_tool("echo", {"text": "in-manual"})
     async with memory_client(server) as client:
         await client.call_tool("echo", {"text": "own-session"})
-    await instrumentation.complete_session()
+    await observability.instrumentation.complete_session()
     await observability.shutdown()
-    spans = receiver.spans()
-    sessions = {span.attributes["shinzo.session.origin"]: span for span in spans_named(spans, "mcp.session")}
-    assert set(sessions) == {"manual", "connection"}
-    assert sessions["manual"].attributes["session.id"] == manual_id
-    calls = {
-        str(span.attributes["gen_ai.tool.call.arguments"]): span
-        for span in spans_named(spans, "tools/call echo")
-    }
-    assert calls['{"text":"in-manual"}'].attributes["session.id"] == manual_id
-    own = calls['{"text":"own-session"}']
-    assert own.attributes["session.id"] == sessions["connection"].attributes["session.id"] != manual_id
-    assert own.attributes["shinzo.resource.uuid"] == "resource-42"
-    assert own.attributes["shinzo.session.metadata.user_id"] == "u-1"
+    check_manual_session(receiver.spans(), manual_id)
 
 
 async def test_hooks_are_per_instance_and_uninstrument_restores(
@@ -288,23 +268,11 @@ async def test_fastmcp_native_span_off_only_for_the_instrumented_server(receiver
 
 
 async def test_zero_code_opentelemetry_instrument(receiver: OtlpReceiver):
-    env = {
-        **os.environ,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint,
-        "OTEL_TRACES_EXPORTER": "none",
-    }
-    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    params = StdioServerParameters(
-        command=str(instrument), args=[sys.executable, str(STDIO_SERVER), "lowlevel", "plain"], env=env
-    )
+    command, args, env = zero_code_launch(receiver, str(STDIO_SERVER), "lowlevel", "plain")
+    params = StdioServerParameters(command=command, args=args, env=env)
     async with stdio_client(params) as (read, write), session_over(read, write) as client:
         await client.call_tool("echo", {"text": "zero-code"})
-    spans = await wait_for_spans(receiver, lambda spans: bool(spans_named(spans, "mcp.session")), timeout=30)
-    (session,) = spans_named(spans, "mcp.session")
-    (call,) = spans_named(spans, "tools/call echo")
-    assert call.attributes["session.id"] == session.attributes["session.id"]
-    assert session.resource["service.name"] == "lowlevel-server"
-    assert "gen_ai.tool.call.arguments" not in call.attributes
+    await check_zero_code_session(receiver, "echo", "lowlevel-server")
 
 
 async def test_a_framework_is_instrumented_through_its_lowlevel_server(

@@ -17,12 +17,12 @@ from opentelemetry.sdk.trace import TracerProvider
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shinzo_otel import instrument_server
-from tests.mcp_servers import make_fastmcp_server
+from tests.mcp_servers import make_fastmcp
 
 
 async def main(endpoint: str) -> None:
     trace.set_tracer_provider(TracerProvider())
-    instrumented, plain = make_fastmcp_server("instrumented"), make_fastmcp_server("plain")
+    instrumented, plain = make_fastmcp("instrumented"), make_fastmcp("plain")
     observability = instrument_server(
         instrumented, {"server_name": "instrumented", "exporter_endpoint": endpoint}
     )

@@ -1,4 +1,5 @@
-"""Real mcp 2.x servers for the tests: an `MCPServer`, a low-level `Server`, a FastMCP 4 server."""
+"""Real mcp 2.x servers for the tests: an `MCPServer`, a low-level `Server`, a FastMCP 4 server
+(`make_fastmcp`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import mcp_types as types
 from mcp.server import MCPServer, Server
 from opentelemetry import trace
 
+from tests.common_servers import add_common_handlers
+from tests.common_servers import make_fastmcp as make_fastmcp
 from tests.loopback import serve_http as serve_http
 from tests.loopback import spans_named as spans_named
 from tests.loopback import wait_for_spans as wait_for_spans
@@ -19,31 +22,16 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def make_mcpserver(
     tracer_provider: trace.TracerProvider | None = None, name: str = "test-server"
 ) -> MCPServer:
-    """An `MCPServer` with tools `echo`, `fail` (an isError result), `nested` (a user span inside),
-    a prompt `greet` and a resource `res://hello`."""
+    """An `MCPServer` with the handlers of `add_common_handlers` (tools `echo`, `fail`, a prompt
+    `greet`, a resource `res://hello`) and a tool `nested` (a user span inside)."""
     server = MCPServer(name)
+    add_common_handlers(server)
     user_tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("user.code")
-
-    @server.tool()
-    def echo(text: str) -> str:
-        return text
-
-    @server.tool()
-    def fail(reason: str) -> str:
-        raise ValueError(reason)
 
     @server.tool()
     def nested(text: str) -> str:
         with user_tracer.start_as_current_span("user.work"):
             return text.upper()
-
-    @server.prompt()
-    def greet(name: str) -> str:
-        return f"Hello {name}"
-
-    @server.resource("res://hello")
-    def hello() -> str:
-        return "hello"
 
     return server
 
@@ -71,16 +59,3 @@ def make_lowlevel_server() -> Server[Any]:
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
     return Server("lowlevel-server", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
-
-
-def make_fastmcp_server(name: str = "fastmcp-server") -> Any:
-    """A standalone FastMCP 4 server with an `echo` tool."""
-    from fastmcp import FastMCP
-
-    server = FastMCP(name)
-
-    @server.tool
-    def echo(text: str) -> str:
-        return text
-
-    return server

@@ -14,7 +14,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shinzo_otel import instrument_server
-from tests.mcp_servers import make_fastmcp_server, make_lowlevel_server, make_mcpserver
+from tests.mcp_servers import make_fastmcp, make_lowlevel_server, make_mcpserver
 
 
 async def main(kind: str) -> None:
@@ -29,7 +29,7 @@ async def main(kind: str) -> None:
         finally:
             await observability.shutdown()
         return
-    app = make_mcpserver() if kind == "mcpserver" else make_fastmcp_server()
+    app = make_mcpserver() if kind == "mcpserver" else make_fastmcp()
     observability = instrument_server(app, {"server_name": kind})
     try:
         await app.run_stdio_async()

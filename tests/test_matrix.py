@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import instrument_server
 from tests.mcp_servers import (
-    make_fastmcp_server,
+    make_fastmcp,
     make_lowlevel_server,
     make_mcpserver,
     serve_http,
@@ -60,9 +60,7 @@ CALLS = 3
 
 
 def _build(kind: str) -> Any:
-    return {"lowlevel": make_lowlevel_server, "mcpserver": make_mcpserver, "fastmcp": make_fastmcp_server}[
-        kind
-    ]()
+    return {"lowlevel": make_lowlevel_server, "mcpserver": make_mcpserver, "fastmcp": make_fastmcp}[kind]()
 
 
 def _dispatch_target(kind: str, server: Any) -> Any:

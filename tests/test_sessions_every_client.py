@@ -37,7 +37,7 @@ from shinzo_otel import EventType, SessionEvent, instrument_server, session_reso
 from tests.loopback import by_session, instrument_to_receiver, server_spans
 from tests.mcp_servers import (
     EXAMPLES,
-    make_fastmcp_server,
+    make_fastmcp,
     make_mcpserver,
     serve_http,
     spans_named,
@@ -86,7 +86,7 @@ async def test_fastmcp_default_client_in_memory_is_one_stream_session(
 ):
     from fastmcp import Client as FastMCPClient
 
-    server = make_fastmcp_server()
+    server = make_fastmcp()
     observability = _instrument(server, receiver, tracer_provider)
     async with FastMCPClient(server) as client:
         await client.call_tool("echo", {"text": "a"})
@@ -346,7 +346,7 @@ async def test_stream_session_ends_when_the_stream_ends_not_at_shutdown(
     stream's EOF (`connection_closed`) while the server keeps running."""
     from fastmcp import Client as FastMCPClient
 
-    server = make_fastmcp_server()
+    server = make_fastmcp()
     observability = _instrument(server, receiver, tracer_provider)
     for text in ("first", "second"):
         async with FastMCPClient(server) as client:

@@ -27,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from tests.common_servers import add_common_handlers, make_fastmcp
+
 STDIO_SERVER = Path(__file__).resolve().parent / "stdio_server.py"
 KINDS = ("lowlevel", "sdk-fastmcp", "fastmcp")
 """The low-level `Server` (seed 000), mcp 1.x's `mcp.server.fastmcp.FastMCP`, standalone FastMCP."""
@@ -68,39 +70,10 @@ def make_lowlevel(user_tracer: trace.Tracer | None = None) -> Server[Any, Any]:
 
 
 def make_sdk_fastmcp(stateless_http: bool = False) -> SdkFastMCP:
-    """mcp 1.x's `FastMCP`: tools `echo`, `fail` (raises: an `isError` result), prompt `greet`,
-    resource `res://hello`."""
+    """mcp 1.x's `FastMCP` with the handlers of `add_common_handlers`: tools `echo`, `fail` (raises:
+    an `isError` result), prompt `greet`, resource `res://hello`."""
     server = SdkFastMCP("sdk-fastmcp", stateless_http=stateless_http)
-
-    @server.tool()
-    def echo(text: str) -> str:
-        return text
-
-    @server.tool()
-    def fail(reason: str) -> str:
-        raise ValueError(reason)
-
-    @server.prompt()
-    def greet(name: str) -> str:
-        return f"Hello {name}"
-
-    @server.resource("res://hello")
-    def hello() -> str:
-        return "hello"
-
-    return server
-
-
-def make_fastmcp(name: str = "fastmcp-server") -> Any:
-    """Standalone FastMCP (2.x or 3.x) with an `echo` tool."""
-    from fastmcp import FastMCP
-
-    server = FastMCP(name)
-
-    @server.tool
-    def echo(text: str) -> str:
-        return text
-
+    add_common_handlers(server)
     return server
 
 

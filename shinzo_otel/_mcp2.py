@@ -7,7 +7,6 @@ outcome into its `Outcome`. Private reads, each with a fallback when a later mcp
 (see ../shared/notes/mcp2.md):
 
 - `ServerSession._connection`: the request's `Connection` (FastMCP 4 reads it the same way);
-- `ServerSession._request_outbound.transport.kind`: `direct` for in-process 2026-07-28 calls;
 - `NotifyOnlyOutbound._outbound._tg`: the task group of a 2026-07-28 duplex stream's dispatcher,
   cancelled at the stream's EOF; the stream's session ends with it (fallback: when the stream's
   channel object is garbage-collected);
@@ -45,8 +44,6 @@ from shinzo_otel.sessions import SessionOrigin
 
 _logger = logging.getLogger(__name__)
 
-_DIRECT_TRANSPORT_KIND = "direct"
-"""`TransportContext.kind` of the in-process 2026-era path (`mcp.shared.direct_dispatcher`)."""
 _LEGACY_INTERNAL_ERROR = 0
 """The wire code of an unmapped handler exception on a handshake-era connection (mcp 2.x's
 `JSONRPCDispatcher` keeps 1.x's `code=0`); the 2026-07-28 era answers INTERNAL_ERROR."""
@@ -129,12 +126,6 @@ def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
     return connection if isinstance(connection, Connection) else None
 
 
-def _transport_kind(ctx: ServerRequestContext[Any, Any]) -> str | None:
-    outbound = getattr(ctx.session, "_request_outbound", None)
-    kind = getattr(getattr(outbound, "transport", None), "kind", None)
-    return kind if isinstance(kind, str) else None
-
-
 async def _run_at_cancel(callback: Callable[[], None]) -> None:
     try:
         await anyio.sleep_forever()
@@ -181,12 +172,16 @@ def _connection_carrier(connection: Connection) -> Carrier:
     return carrier
 
 
-def _transport_attributes(ctx: ServerRequestContext[Any, Any]) -> dict[str, AttributeValue]:
-    request = ctx.request
-    if request is None:
-        inproc = _transport_kind(ctx) == _DIRECT_TRANSPORT_KIND
-        return {sc.NETWORK_TRANSPORT: "inproc" if inproc else "pipe"}
-    return http_attributes(request)
+_PIPE: Mapping[str, AttributeValue] = {sc.NETWORK_TRANSPORT: "pipe"}
+_INPROC: Mapping[str, AttributeValue] = {sc.NETWORK_TRANSPORT: "inproc"}
+
+
+def _transport_attributes(request: Any, connection: Connection | None) -> Mapping[str, AttributeValue]:
+    if request is not None:
+        return http_attributes(request)
+    # Off HTTP, only the in-process 2026-07-28 path (`Client(server)`, direct dispatch) has no
+    # channel back to the client; stdio and memory streams have one.
+    return _INPROC if connection is not None and not connection.has_standalone_channel else _PIPE
 
 
 def inbound_message(ctx: ServerRequestContext[Any, Any]) -> InboundMessage:
@@ -214,7 +209,7 @@ def inbound_message(ctx: ServerRequestContext[Any, Any]) -> InboundMessage:
         meta=meta if isinstance(meta, Mapping) else {},
         protocol_version=ctx.protocol_version,
         modern=modern,
-        attributes=_transport_attributes(ctx),
+        attributes=_transport_attributes(request, connection),
         headers=headers if isinstance(headers, Mapping) else None,
         protocol_session_id=protocol_session_id,
         carrier=carrier,

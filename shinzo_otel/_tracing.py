@@ -156,7 +156,7 @@ class InboundMessage:
     meta: Mapping[str, Any]
     protocol_version: str | None
     modern: bool
-    attributes: dict[str, AttributeValue]
+    attributes: Mapping[str, AttributeValue]
     headers: Mapping[str, str] | None
     protocol_session_id: str | None
     carrier: Carrier | None

@@ -16,7 +16,7 @@ from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
 from shinzo_otel import Observability, SessionTracker
-from tests.loopback import operation_points, spans_named, wait_for_spans
+from tests.loopback import operation_points, server_spans, spans_named, wait_for_spans
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 OPENTELEMETRY_INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
@@ -78,6 +78,23 @@ def check_manual_session(spans: list[ReceivedSpan], manual_id: str) -> ReceivedS
     assert own.attributes["shinzo.resource.uuid"] == "resource-42"
     assert own.attributes["shinzo.session.metadata.user_id"] == "u-1"
     return manual
+
+
+def check_invalid_requests_are_not_errors(receiver: OtlpReceiver) -> dict[Any, ReceivedSpan]:
+    """After one request answered -32601 (method not found) and one -32602 (invalid params): their
+    spans carry the code, no `error.type` and status UNSET, and the duration metric does not count
+    them as errors. Returns the SERVER spans by `rpc.response.status_code`."""
+    by_code = {
+        span.attributes.get("rpc.response.status_code"): span for span in server_spans(receiver.spans())
+    }
+    for code in ("-32601", "-32602"):
+        span = by_code[code]
+        assert "error.type" not in span.attributes
+        assert span.status_code == "UNSET"
+    points = [p for p in operation_points(receiver) if "rpc.response.status_code" in p.attributes]
+    assert {p.attributes["rpc.response.status_code"] for p in points} == {"-32601", "-32602"}
+    assert not any("error.type" in p.attributes for p in points)
+    return by_code
 
 
 def add_wait_forever(server: Any) -> anyio.Event:

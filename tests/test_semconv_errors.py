@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from tests.loopback import instrument_to_receiver, operation_points, server_spans
 from tests.mcp_servers import make_mcpserver, serve_http, spans_named
 from tests.otlp_receiver import OtlpReceiver
-from tests.shared_checks import add_wait_forever, check_cancelled
+from tests.shared_checks import add_wait_forever, check_cancelled, check_invalid_requests_are_not_errors
 
 pytestmark = pytest.mark.anyio
 
@@ -81,16 +81,7 @@ async def test_invalid_request_codes_are_not_errors(receiver: OtlpReceiver, trac
             )
     await observability.shutdown()
     assert missing.value.error.code == -32601 and invalid.value.error.code == -32602
-    by_code = {
-        span.attributes.get("rpc.response.status_code"): span for span in server_spans(receiver.spans())
-    }
-    for code in ("-32601", "-32602"):
-        span = by_code[code]
-        assert "error.type" not in span.attributes
-        assert span.status_code == "UNSET"
-    points = [p for p in operation_points(receiver) if "rpc.response.status_code" in p.attributes]
-    assert {p.attributes["rpc.response.status_code"] for p in points} == {"-32601", "-32602"}
-    assert not any("error.type" in p.attributes for p in points)
+    check_invalid_requests_are_not_errors(receiver)
 
 
 async def test_cancelled_request_is_recorded_as_cancelled(

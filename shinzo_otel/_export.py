@@ -43,7 +43,9 @@ def _http_signal_url(endpoint: str, signal: str) -> str:
 def destination(config: ShinzoConfig) -> str:
     """Where `config` sends spans, for logs: the endpoint URL, or the embedded store."""
     if config.exporter_endpoint is None:
-        return f"the embedded store ({config.store_path or 'default path'})"
+        from shinzo_otel._store_schema import default_store_path
+
+        return f"the embedded store {config.store_path or default_store_path()}"
     endpoint = config.exporter_endpoint
     return endpoint if config.exporter_protocol == "grpc" else _http_signal_url(endpoint, "traces")
 

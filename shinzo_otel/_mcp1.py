@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from types import FrameType
-from typing import Any, get_args
+from typing import Any, Self, get_args
 
 import anyio
 from mcp import types
@@ -373,11 +373,28 @@ def _guarded(hook: Callable[[Any], None], item: Any) -> None:
         _logger.warning("shinzo_otel could not trace an mcp message", exc_info=True)
 
 
-class _ReadStream:
+class _StreamProxy:
+    """A transport stream that behaves as itself, with a hook around its messages."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aenter__(self) -> _StreamProxy:
+        await self._stream.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._stream.__aexit__(*exc_info)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _ReadStream(_StreamProxy):
     """The transport's read stream; every message read is handed to `_Hook.inbound` first."""
 
     def __init__(self, stream: Any, hook: _Hook, connection: _Connection) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._inbound = lambda item: hook.inbound(connection, item)
 
     async def receive(self) -> Any:
@@ -394,37 +411,17 @@ class _ReadStream:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def __aenter__(self) -> _ReadStream:
-        await self._stream.__aenter__()
-        return self
 
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        return await self._stream.__aexit__(*exc_info)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-class _WriteStream:
+class _WriteStream(_StreamProxy):
     """The transport's write stream; every message sent is handed to `_Hook.outbound` after."""
 
     def __init__(self, stream: Any, hook: _Hook, connection: _Connection) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._outbound = lambda item: hook.outbound(connection, item)
 
     async def send(self, item: Any) -> None:
         await self._stream.send(item)
         _guarded(self._outbound, item)
-
-    async def __aenter__(self) -> _WriteStream:
-        await self._stream.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        return await self._stream.__aexit__(*exc_info)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
 
 def install(server: Any, tracer: RequestTracer) -> _Hook:

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from types import FrameType
-from typing import Any, Self, get_args
+from typing import Any, get_args
 
 import anyio
 from mcp import types

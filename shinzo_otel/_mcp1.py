@@ -2,7 +2,7 @@
 
 mcp 1.x has no middleware. `install` sets two instance attributes on the one low-level `Server`
 being instrumented, so other servers in the process (and the `Server` class) stay untouched and
-`uninstall` only deletes them (../shared/notes/mcp1.md):
+`uninstall` only deletes them:
 
 - `run`: every transport calls `Server.run(read_stream, write_stream, ...)` once per connection
   (stdio, in memory, SSE, stateful streamable HTTP) or per HTTP request (`stateless=True`); FastMCP 2

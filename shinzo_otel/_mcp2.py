@@ -3,8 +3,7 @@
 It installs a `ServerMiddleware` first in the server's chain, in place of the SDK's built-in
 `OpenTelemetryMiddleware` (so each message gets exactly one SERVER span), and turns each
 `ServerRequestContext` into the version-neutral `InboundMessage` of `_tracing` and each handler
-outcome into its `Outcome`. Private reads, each with a fallback when a later mcp drops it
-(see ../shared/notes/mcp2.md):
+outcome into its `Outcome`. Private reads, each with a fallback when a later mcp drops it:
 
 - `ServerSession._connection`: the request's `Connection` (FastMCP 4 reads it the same way);
 - `NotifyOnlyOutbound._outbound._tg`: the task group of a 2026-07-28 duplex stream's dispatcher,

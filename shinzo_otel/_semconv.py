@@ -40,6 +40,7 @@ TOOL_ERROR: Final = "tool_error"
 # --- Sessions (semconv general/session.md) ---------------------------------------------------------
 SESSION_ID: Final = "session.id"
 GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 """A conversation id the client sent (vendor `_meta` keys, W3C baggage); semconv gen-ai registry."""
 SESSION_START_EVENT: Final = "session.start"
 SESSION_END_EVENT: Final = "session.end"

@@ -49,10 +49,6 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GEN_AI_CONVERSATION_ID,
-    GEN_AI_TOOL_CALL_ID,
-)
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_ESCAPED, EXCEPTION_TYPE
 from opentelemetry.semconv.attributes.otel_attributes import OTEL_STATUS_DESCRIPTION
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
@@ -252,14 +248,16 @@ SAFE_KEYS: Final[frozenset[str]] = frozenset(
         sc.CLIENT_ADDRESS,
         sc.CLIENT_PORT,
         sc.SESSION_TYPE,
+        sc.SESSION_ORIGIN,
+        sc.SESSION_IDLE_TIMEOUT,
         sc.SESSION_END_REASON,
         sc.RESOURCE_UUID,
         sc.CLIENT_NAME,
         sc.CLIENT_VERSION,
         sc.EVENT_TYPE,
         sc.EVENT_DURATION_MS,
-        GEN_AI_TOOL_CALL_ID,
-        GEN_AI_CONVERSATION_ID,
+        sc.GEN_AI_TOOL_CALL_ID,
+        sc.GEN_AI_CONVERSATION_ID,
         SERVER_ADDRESS,
         SERVER_PORT,
         SERVICE_NAME,

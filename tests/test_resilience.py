@@ -53,7 +53,9 @@ async def test_receiver_down_then_back_during_500_calls_loses_nothing(
         await _calls(client, 150)
         receiver.stop()
         await _calls(client, 200)
-        await anyio.sleep(0.5)  # exports fail meanwhile and the breaker opens
+        # The exports of those calls fail: the breaker opens (and is what lets them wait, unsent).
+        processor = observability.processor
+        assert await anyio.to_thread.run_sync(wait_until, lambda: processor.circuit_open)
         receiver.start()
         await _calls(client, 150)
     assert await anyio.to_thread.run_sync(_flush_until_drained, observability)

@@ -47,7 +47,10 @@ typecheck: install
 
 test: lint typecheck test-mcp2 test-mcp1 test-fastmcp2 coverage
 
-# Each run adds its data files (subprocesses included); `coverage` combines all of them.
+# Each run adds its data files (subprocesses included, whatever their working directory: hence the
+# absolute COVERAGE_FILE); `coverage` combines all of them.
+export COVERAGE_FILE := $(CURDIR)/.coverage
+
 test-mcp2: install
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest -q

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -438,12 +440,19 @@ class LogicalSessions:
 
     Keys are never exported (a resolver's key may be a user identity); each session gets a fresh
     `session.id`. A background thread, started with the first session, ends idle sessions; `close()`
-    stops it.
+    stops it. A forked child (gunicorn `--preload`, multiprocessing) starts with no logical session
+    and its own thread (STYLE.md item 14): the parent's sessions stay the parent's.
     """
 
     def __init__(self, manager: SessionManager, idle_timeout_seconds: float) -> None:
         self._manager = manager
         self._idle_timeout = idle_timeout_seconds
+        self._after_fork()
+        if hasattr(os, "register_at_fork"):
+            after_fork = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
+
+    def _after_fork(self) -> None:
         self._sessions: dict[str, tuple[Session, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -3,11 +3,15 @@ neither ended nor exported by shutdown."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shinzo_otel.sessions import SessionManager, SessionOrigin
+from shinzo_otel.sessions import LogicalSessions, SessionManager, SessionOrigin
+from tests.loopback import wait_until
 
 
 def _manager(max_attributes: int = 128) -> tuple[SessionManager, InMemorySpanExporter]:
@@ -38,3 +42,28 @@ def test_a_released_session_is_left_open_by_shutdown():
     ended = [span for span in exporter.get_finished_spans() if span.name == "mcp.session"]
     assert [dict(span.attributes or {})["session.id"] for span in ended] == [kept.session_id]
     assert manager.get(released.session_id) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_ends_its_own_idle_sessions():
+    """After fork (gunicorn --preload) the child has no logical session of the parent's and its own
+    thread ending idle sessions."""
+    manager, _ = _manager()
+    logical = LogicalSessions(manager, idle_timeout_seconds=0.2)
+    parents = logical.session_for("conversation:c-1", SessionOrigin.CONVERSATION, {}, {})
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports through the pipe and never returns into pytest
+        try:
+            childs = logical.session_for("conversation:c-1", SessionOrigin.CONVERSATION, {}, {})
+            ended = wait_until(lambda: childs.ended, 20)
+            os.write(write, b"1" if childs is not parents and ended else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+        logical.close()

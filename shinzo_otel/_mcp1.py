@@ -215,10 +215,6 @@ def _native_context(request_id: Any, meta: Mapping[str, Any], request: Any) -> A
     )
 
 
-def _wire(result: Any) -> Mapping[str, Any]:
-    return result if isinstance(result, Mapping) else {}
-
-
 class _Hook:
     """The wrappers installed on one low-level `Server`."""
 
@@ -302,7 +298,7 @@ class _Hook:
         """End the span of the request a response answers (never raises)."""
         root = getattr(getattr(item, "message", None), "root", None)
         if isinstance(root, types.JSONRPCResponse):
-            outcome = Outcome(result=root.result, wire=_wire)
+            outcome = Outcome(result=root.result)
         elif isinstance(root, types.JSONRPCError):
             outcome = Outcome(error_code=root.error.code, error_message=root.error.message)
         else:

@@ -217,13 +217,6 @@ def inbound_message(ctx: ServerRequestContext[Any, Any]) -> InboundMessage:
     )
 
 
-def _wire(result: Any) -> Mapping[str, Any]:
-    if isinstance(result, Mapping):
-        return result
-    dump = getattr(result, "model_dump", None)
-    return dump(by_alias=True, mode="json", exclude_none=True) if callable(dump) else {}
-
-
 def outcome_of(error: BaseException, modern: bool) -> Outcome:
     """What the wire said for a handler exception (`handler_exception_to_error_data` and each
     era's catch-all: 0 on a handshake-era connection, INTERNAL_ERROR in the 2026-07-28 era)."""
@@ -273,7 +266,7 @@ class Mcp2Middleware:
         finally:
             otel_context.detach(context_token)
             self.tracer.deactivate(tokens)
-        self.tracer.finish(operation, Outcome(result=result, wire=_wire))
+        self.tracer.finish(operation, Outcome(result=result))
         return result
 
 

@@ -169,7 +169,8 @@ class Outcome:
     """How a message ended, as the wire said it.
 
     Attributes:
-        result: the handler's result (success only); `wire` turns it into its JSON-RPC dict.
+        result: the handler's result (success only): its JSON-RPC dict, or the SDK's pydantic model
+            of it.
         error_code: the JSON-RPC error code the response carried, None on success.
         error_message: that error's message (recorded only with argument collection on).
         exception: the handler's exception, recorded on the span (its type always, message and
@@ -178,7 +179,6 @@ class Outcome:
     """
 
     result: Any = None
-    wire: Callable[[Any], Mapping[str, Any]] | None = None
     error_code: int | None = None
     error_message: str | None = None
     exception: BaseException | None = None
@@ -534,13 +534,11 @@ class RequestTracer:
         results teach the target names."""
         method = operation.method
         result = outcome.result
-        if result is None or outcome.wire is None:
+        if result is None:
             return
         if method in ("tools/list", "prompts/list"):
-            items = outcome.wire(result).get("tools" if method == "tools/list" else "prompts")
-            if isinstance(items, list):
-                names = [item["name"] for item in items if isinstance(item, Mapping) and "name" in item]
-                self._targets.learn("tool" if method == "tools/list" else "prompt", names)
+            kind = "tool" if method == "tools/list" else "prompt"
+            self._targets.learn(kind, _listed_names(result, "tools" if kind == "tool" else "prompts"))
             return
         if method != "tools/call":
             return
@@ -552,8 +550,33 @@ class RequestTracer:
             case _:
                 pass
         if self._capture_content:
-            content = {key: value for key, value in outcome.wire(result).items() if key != "_meta"}
-            span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, _json(content))
+            content = _content_json(result)
+            if content is not None:
+                span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, content)
+
+
+def _field(value: Any, name: str) -> Any:
+    """`name` of a wire dict or of the SDK's pydantic model of it (both majors hand either)."""
+    return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
+
+
+def _listed_names(result: Any, key: str) -> list[str]:
+    """The names in a `tools/list` / `prompts/list` result, without serialising the result."""
+    items = _field(result, key)
+    if not isinstance(items, list):
+        return []
+    return [name for name in (_field(item, "name") for item in items) if isinstance(name, str)]
+
+
+def _content_json(result: Any) -> str | None:
+    """A tool result as the JSON text of its wire form without `_meta` (`gen_ai.tool.call.result`):
+    pydantic's own encoder for a model (one pass, the wire's field names), else `json.dumps`."""
+    if isinstance(result, Mapping):
+        return _json({key: value for key, value in result.items() if key != "_meta"})
+    dump_json = getattr(result, "model_dump_json", None)
+    if callable(dump_json):
+        return str(dump_json(by_alias=True, exclude_none=True, exclude={"meta"}))
+    return None
 
 
 def _session_attributes(

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.server import MCPServer
 from mcp.server._otel import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as AsgiMiddleware
 from opentelemetry.sdk.trace import TracerProvider
@@ -171,3 +172,24 @@ async def test_uninstrument_restores_the_builtin_middleware(
     observability.force_flush()
     assert not spans_named(receiver.spans(), "tools/call echo")
     await observability.shutdown()
+
+
+def test_the_instrumentor_instruments_new_servers_until_uninstrumented(
+    tracer_provider: TracerProvider, tmp_path: Path
+):
+    """`McpInstrumentor` in process (what `opentelemetry-instrument` loads by its entry point): servers
+    created while it is on get our middleware; `uninstrument()` takes it off them and off new ones."""
+    from shinzo_otel.instrumentor import McpInstrumentor
+
+    def ours(server: MCPServer) -> bool:
+        return any(type(m).__name__ == "Mcp2Middleware" for m in server._lowlevel_server.middleware)
+
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, config={"store_path": str(tmp_path / "s.db")})
+    try:
+        during = MCPServer("created-while-on")
+        assert ours(during)
+    finally:
+        instrumentor.uninstrument()
+    assert not ours(during)
+    assert not ours(MCPServer("created-after"))

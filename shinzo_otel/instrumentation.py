@@ -85,7 +85,8 @@ class McpServerInstrumentation:
         return self._tracker
 
     async def complete_session(self) -> None:
-        """Complete the manual session (if any) and flush its spans."""
+        """Complete the manual session (if any); its spans are exported within
+        `schedule_delay_millis` (seed 000: a completed session is exported promptly)."""
         tracker, self._tracker = self._tracker, None
         self._requests.manual_session = None
         self._requests.manual_stamp = {}
@@ -109,7 +110,6 @@ class Observability:
         self,
         config: ShinzoConfig,
         tracer_provider: trace.TracerProvider,
-        owns_provider: bool,
         meter_provider: MeterProvider | None,
         processor: ShinzoSpanProcessor | None,
         requests: RequestTracer,
@@ -122,7 +122,6 @@ class Observability:
         self.processor = processor
         self.instrumentation = McpServerInstrumentation(sessions, requests, config.enable_argument_collection)
         self.sessions = sessions
-        self._owns_provider = owns_provider
         self._owned_meter_provider = meter_provider
         self._installed = installed
         self._logical_sessions = logical_sessions
@@ -271,7 +270,7 @@ def instrument_server(
         inert = RequestTracer(
             trace.NoOpTracer(), sessions, capture_content=False, logical_sessions=LogicalSessions(sessions, 1)
         )
-        return Observability(resolved, trace.NoOpTracerProvider(), False, None, None, inert, sessions)
+        return Observability(resolved, trace.NoOpTracerProvider(), None, None, inert, sessions)
     key = _adapter.lowlevel_server(server)
     with _lock:
         existing = _instrumented.get(key)
@@ -317,7 +316,6 @@ def instrument_server(
         observability = Observability(
             resolved,
             provider,
-            owns_provider,
             meter_provider if owns_meter_provider else None,
             processor,
             requests,

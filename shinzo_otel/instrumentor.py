@@ -16,7 +16,6 @@ rules applied.
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from collections.abc import Callable, Collection
 from typing import Any
@@ -29,8 +28,6 @@ from shinzo_otel.instrumentation import instrument_server, uninstrument_server
 
 _logger = logging.getLogger(__name__)
 
-SHINZO_ENABLE_ARGUMENT_COLLECTION = "SHINZO_ENABLE_ARGUMENT_COLLECTION"
-"""`true` turns on `enable_argument_collection` for servers instrumented without code (default off)."""
 
 _TARGET_MODULE = "mcp.server.lowlevel.server"
 _TARGET = "Server.__init__"
@@ -51,11 +48,7 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("mcp >= 1.24, != 2.0.*, != 2.1.*, != 2.2.*, < 3",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        config = dict(kwargs.get("config") or {})
-        config.setdefault(
-            "enable_argument_collection",
-            os.environ.get(SHINZO_ENABLE_ARGUMENT_COLLECTION, "").strip().lower() == "true",
-        )
+        config = dict(kwargs.get("config") or {})  # SHINZO_ENABLE_ARGUMENT_COLLECTION: read by the config
         providers = {key: kwargs[key] for key in ("tracer_provider", "meter_provider") if kwargs.get(key)}
         servers = self._servers
 

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
@@ -158,8 +158,6 @@ class SessionManager:
     Args:
         tracer: the tracer session spans are created with.
         session_duration: histogram `mcp.server.session.duration` (seconds), or None.
-        on_boundary: called (never raising, never blocking) when a session starts or ends, so the
-            export pipeline can flush promptly (seed 000: flush when a session completes).
         idle_timeout_seconds: recorded on every session as `shinzo.session.idle_timeout`: readers
             show a session without an end that is silent for longer as `abandoned`. Default 1800
             (config `session_idle_timeout_millis`).
@@ -169,12 +167,10 @@ class SessionManager:
         self,
         tracer: trace.Tracer,
         session_duration: Histogram | None = None,
-        on_boundary: Callable[[], None] | None = None,
         idle_timeout_seconds: float = 1800,
     ) -> None:
         self._tracer = tracer
         self._session_duration = session_duration
-        self._on_boundary = on_boundary
         self._idle_timeout_attribute = max(1, round(idle_timeout_seconds))
         self._open_sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -243,7 +239,6 @@ class SessionManager:
             _CURRENT_SESSION.reset(outer)
         with self._lock:
             self._open_sessions[session_id] = session
-        self._boundary()
         return session
 
     def _open(
@@ -279,7 +274,8 @@ class SessionManager:
     def end(
         self, session: Session, reason: str, error_type: str | None = None, end_ns: int | None = None
     ) -> None:
-        """End `session` once (later calls do nothing), record its duration and flush.
+        """End `session` once (later calls do nothing) and record its duration; its spans are exported
+        within `schedule_delay_millis`.
 
         Args:
             reason: why it ended (`connection_closed`, `completed`, `shutdown`, ...), recorded as
@@ -307,7 +303,6 @@ class SessionManager:
         span.end(end_time=end_ns)
         if self._session_duration is not None:
             self._session_duration.record(max(0, end_ns - session.start_ns) / 1e9, metric_attributes)
-        self._boundary()
 
     def release(self, session: Session) -> None:
         """Forget an open session without ending it: its span is never ended nor exported here, and
@@ -328,13 +323,6 @@ class SessionManager:
             sessions = list(self._open_sessions.values())
         for session in sessions:
             self.end(session, reason)
-
-    def _boundary(self) -> None:
-        if self._on_boundary is not None:
-            try:
-                self._on_boundary()
-            except Exception:  # telemetry never breaks the host
-                _logger.debug("flush request failed", exc_info=True)
 
 
 # --- seed 000: the manual API -------------------------------------------------------------------
@@ -425,7 +413,8 @@ class SessionTracker:
         return not self._session.ended
 
     async def complete(self) -> None:
-        """End the session and flush its spans (called by `complete_session`)."""
+        """End the session (called by `complete_session`); its spans are exported within
+        `schedule_delay_millis`."""
         self._manager.end(self._session, "completed")
 
 

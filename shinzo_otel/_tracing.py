@@ -424,20 +424,20 @@ class RequestTracer:
             return self._logical_sessions.session_for(
                 f"resolver:{key}",
                 SessionOrigin.RESOLVER,
-                _session_attributes(message, attributes),
-                self.manual_stamp,
+                lambda: (_session_attributes(message, attributes), self.manual_stamp),
             )
         carrier = message.carrier
         if message.protocol_session_id is not None or (carrier is not None and not message.modern):
             # The handshake era: the protocol session or the connection is the session.
             return self._carried_session(message, conversation_id, attributes)
         if conversation_id is not None:
-            stamp = {**self.manual_stamp, sc.GEN_AI_CONVERSATION_ID: conversation_id}
             return self._logical_sessions.session_for(
                 f"conversation:{conversation_id}",
                 SessionOrigin.CONVERSATION,
-                _session_attributes(message, attributes),
-                stamp,
+                lambda: (
+                    _session_attributes(message, attributes),
+                    {**self.manual_stamp, sc.GEN_AI_CONVERSATION_ID: conversation_id},
+                ),
             )
         if carrier is not None:
             return self._carried_session(message, None, attributes)

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
@@ -451,17 +451,18 @@ class LogicalSessions:
         self,
         key: str,
         origin: SessionOrigin,
-        attributes: Mapping[str, AttributeValue],
-        stamp: Mapping[str, AttributeValue],
+        describe: Callable[[], tuple[Mapping[str, AttributeValue], Mapping[str, AttributeValue]]],
     ) -> Session:
-        """The open session of `key`, or a new one of `origin` with these span `attributes` and
-        `stamp` (attributes of every span in it); marks it active now."""
+        """The open session of `key`, or a new one of `origin`; marks it active now. `describe`
+        returns a new session's span attributes and its stamp (attributes of every span in it);
+        it is called only when a session starts, not on every request of it."""
         now = time.monotonic()
         with self._lock:
             entry = self._sessions.get(key)
             if entry is not None and not entry[0].ended:
                 session = entry[0]
             else:
+                attributes, stamp = describe()
                 session = self._manager.start(origin, attributes=attributes, stamp=stamp)
             self._sessions[key] = (session, now)
             if self._reaper is None:

@@ -50,12 +50,12 @@ def test_a_forked_child_ends_its_own_idle_sessions():
     thread ending idle sessions."""
     manager, _ = _manager()
     logical = LogicalSessions(manager, idle_timeout_seconds=0.2)
-    parents = logical.session_for("conversation:c-1", SessionOrigin.CONVERSATION, {}, {})
+    parents = logical.session_for("conversation:c-1", SessionOrigin.CONVERSATION, lambda: ({}, {}))
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child reports through the pipe and never returns into pytest
         try:
-            childs = logical.session_for("conversation:c-1", SessionOrigin.CONVERSATION, {}, {})
+            childs = logical.session_for("conversation:c-1", SessionOrigin.CONVERSATION, lambda: ({}, {}))
             ended = wait_until(lambda: childs.ended, 20)
             os.write(write, b"1" if childs is not parents and ended else b"0")
         finally:

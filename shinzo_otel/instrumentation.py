@@ -34,7 +34,7 @@ from shinzo_otel._version import version
 from shinzo_otel.config import ShinzoConfig
 from shinzo_otel.processor import ShinzoSpanProcessor
 from shinzo_otel.sampling import SESSION_SAMPLER_NAME, session_sampler_from_arg
-from shinzo_otel.sessions import LogicalSessions, SessionManager, SessionTracker, SessionType
+from shinzo_otel.sessions import LogicalSessions, SessionManager, SessionOrigin, SessionTracker
 
 _logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class McpServerInstrumentation:
             stamp: dict[str, AttributeValue] = {sc.RESOURCE_UUID: str(resource_uuid)}
             for key, value in (metadata or {}).items():
                 stamp[f"{sc.SESSION_METADATA_PREFIX}{key}"] = str(value)
-            session = self._sessions.start(SessionType.MANUAL, stamp=stamp)
+            session = self._sessions.start(SessionOrigin.MANUAL, stamp=stamp)
             self._tracker = SessionTracker(self._sessions, session, self._capture_content)
             self._requests.manual_stamp = stamp
             self._requests.manual_session = session

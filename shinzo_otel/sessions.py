@@ -85,12 +85,6 @@ _TYPE_OF_ORIGIN = {
     SessionOrigin.MANUAL: SessionType.MANUAL,
     SessionOrigin.ADMIN_SHELL: SessionType.ADMIN_SHELL,
 }
-_DEFAULT_ORIGIN = {
-    SessionType.MCP: SessionOrigin.CONNECTION,
-    SessionType.LOGICAL: SessionOrigin.RESOLVER,
-    SessionType.MANUAL: SessionOrigin.MANUAL,
-    SessionType.ADMIN_SHELL: SessionOrigin.ADMIN_SHELL,
-}
 
 
 class Session:
@@ -177,7 +171,7 @@ class SessionManager:
 
     def start(
         self,
-        origin: SessionOrigin | SessionType,
+        origin: SessionOrigin,
         *,
         session_id: str | None = None,
         protocol_session_id: str | None = None,
@@ -191,8 +185,7 @@ class SessionManager:
         """Open a session span (a new trace root) and export its start marker.
 
         Args:
-            origin: recorded as `shinzo.session.origin`, with its `shinzo.session.type`; a
-                `SessionType` stands for its usual origin (MCP: `connection`, LOGICAL: `resolver`).
+            origin: recorded as `shinzo.session.origin`, with its `shinzo.session.type`.
             session_id: `session.id`; defaults to `protocol_session_id`, else a new uuid4 hex.
             protocol_session_id: the transport's session id (`Mcp-Session-Id`), recorded as
                 `mcp.session.id` on the session and on every span in it.
@@ -216,8 +209,6 @@ class SessionManager:
         if protocol_session_id:
             session_stamp[sc.MCP_SESSION_ID] = protocol_session_id
         session_stamp.update(stamp or {})
-        if isinstance(origin, SessionType):
-            origin = _DEFAULT_ORIGIN[origin]
         idle_timeout = (
             self._idle_timeout_attribute
             if idle_timeout_seconds is None

@@ -14,7 +14,8 @@ from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.shared.exceptions import MCPError
 from opentelemetry.sdk.trace import TracerProvider
 
-from shinzo_otel import SessionType, ShinzoConfig, instrument_server
+from shinzo_otel import ShinzoConfig, instrument_server
+from shinzo_otel.sessions import SessionOrigin
 from tests.loopback import instrument_to_receiver, server_spans
 from tests.mcp_servers import make_lowlevel_server, make_mcpserver, spans_named
 from tests.otlp_receiver import OtlpReceiver
@@ -331,7 +332,7 @@ async def test_session_started_inside_another_sessions_request_keeps_its_own_id(
 
     @server.tool()
     def open_session() -> str:
-        return observability.sessions.start(SessionType.ADMIN_SHELL, session_id="shell-1").session_id
+        return observability.sessions.start(SessionOrigin.ADMIN_SHELL, session_id="shell-1").session_id
 
     async with Client(server, mode="legacy") as client:
         await client.call_tool("open_session", {})

@@ -57,6 +57,7 @@ from opentelemetry.trace import Link, Status
 from opentelemetry.util.types import AnyValue, Attributes, AttributeValue
 
 from shinzo_otel import _semconv as sc
+from shinzo_otel._prefilter import Prefilter
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -284,12 +285,18 @@ _MAX_RECORDED_PATHS: Final = 128
 # in tool results) proportional to the cap, not to the value.
 _SCAN_MARGIN: Final = 4096
 _KEY_CACHE_SIZE: Final = 4096
+_UNCAPPED: Final = frozenset({bool, int, float})
+"""Attribute value types the size cap leaves alone."""
+_AttributeRule = tuple[bool, bool, str | None]
+"""What applies to an attribute key: (a content key, a safe key, the name of its key pattern)."""
 _KEY_FLAGS: Final = re.IGNORECASE | re.ASCII
 _VALUE_FLAGS: Final = re.ASCII
 _JSON_START: Final = re.compile(r"\s*[\[{]")
+_JSON_STRING: Final = re.compile(r'"([^"]*)"(\s*:)?')
+"""Every string of a JSON text without escapes, in order, and whether it is an object key."""
 _Upcoming = tuple[int, int, "re.Match[str]"]
 """The next match of one value pattern: (start, pattern index, match)."""
-_ASCII_DIGITS: Final = frozenset("0123456789")
+_NOT_ASCII_DIGIT: Final = re.compile(r"[^0-9]")
 _LUHN_DOUBLED: Final = {str(digit): (digit * 2 - 9 if digit > 4 else digit * 2) for digit in range(10)}
 
 
@@ -499,8 +506,8 @@ def _compile_table(patterns: Sequence[tuple[str, str]], flags: int) -> tuple[re.
 
 def _passes_luhn(text: str) -> bool:
     """The Luhn check (ISO/IEC 7812-1 annex B) on the ASCII digits of `text`, other characters ignored."""
-    digits = [char for char in text if char in _ASCII_DIGITS]
-    total = sum(map(int, digits[-1::-2])) + sum(_LUHN_DOUBLED[digit] for digit in digits[-2::-2])
+    digits = _NOT_ASCII_DIGIT.sub("", text)
+    total = sum(map(int, digits[-1::-2])) + sum(map(_LUHN_DOUBLED.__getitem__, digits[-2::-2]))
     return total % 10 == 0
 
 
@@ -598,6 +605,7 @@ class Scrubber:
         # the regex engine's literal-prefix scan, which an alternation defeats. PrivacyRules has
         # compiled each one already.
         self._value_patterns = tuple(re.compile(regex, _VALUE_FLAGS) for _, regex in values)
+        self._prefilter = Prefilter([regex for _, regex in values], [regex for _, regex in keys])
         self._value_names = tuple(name for name, _ in values)
         self._max_length = self._rules.max_attribute_length
         self._scan_limit = None if self._max_length is None else self._max_length + _SCAN_MARGIN
@@ -608,6 +616,9 @@ class Scrubber:
         self._key_pattern: Callable[[str], str | None] = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(
             self._find_key_pattern
         )
+        # Attribute keys are few and read for every span: a plain dict (filled up to the same bound)
+        # costs a third of an lru_cache call.
+        self._attribute_rules: dict[str, _AttributeRule] = {}
 
     @property
     def rules(self) -> PrivacyRules:
@@ -697,7 +708,7 @@ class Scrubber:
             Exception: as `scrub_span`; the caller must not use the raw value then.
         """
         found = _Findings()
-        result = self._scrub_attribute(path, value, found)
+        result = self._scrub_attribute(path, value, found, self._attribute_rule(path))
         return result, tuple(dict.fromkeys(found.paths))
 
     @staticmethod
@@ -724,91 +735,142 @@ class Scrubber:
         blocked = self._content_blocked(tool_name)
         result: dict[str, AnyValue] = {}
         changed = False
+        rules = self._attribute_rules
+        limit = self._max_length
         for key, value in attributes.items():
-            if blocked and _is_content_key(key):
+            rule = rules.get(key) or self._attribute_rule(key)
+            if rule[1] and (
+                (isinstance(value, str) and (limit is None or len(value) <= limit))
+                or type(value) in _UNCAPPED
+            ):
+                result[key] = value  # a safe key's scalar within the size cap: most attributes of a span
+                continue
+            if blocked and rule[0]:
                 found.paths.append(key)
                 changed = True
                 continue
-            new_value = self._scrub_attribute(key, value, found)
+            new_value = self._scrub_attribute(key, value, found, rule)
             changed = changed or new_value is not value
             result[key] = new_value
         return result if changed else None
 
-    def _scrub_attribute(self, key: str, value: AnyValue, found: _Findings) -> Any:
-        if key in SAFE_KEYS or key.startswith(SAFE_KEY_PREFIXES):
+    def _scrub_attribute(self, key: str, value: AnyValue, found: _Findings, rule: _AttributeRule) -> Any:
+        _, safe, pattern = rule
+        if safe:
             return self._truncate(value)
-        pattern = self._key_pattern(key)
         if pattern is not None:
             return self._truncate(self._redact_whole(key, value, pattern, found))
         return self._truncate(self._scrub_node(key, value, found))
 
-    def _scrub_node(self, path: str, node: Any, found: _Findings) -> Any:
-        """`node` scrubbed by value and (in mappings) key patterns; the same object if unchanged."""
+    def _attribute_rule(self, key: str) -> _AttributeRule:
+        safe = key in SAFE_KEYS or key.startswith(SAFE_KEY_PREFIXES)
+        rule = (_is_content_key(key), safe, None if safe else self._key_pattern(key))
+        if len(self._attribute_rules) < _KEY_CACHE_SIZE:
+            self._attribute_rules[key] = rule
+        return rule
+
+    def _scrub_node(
+        self, path: str, node: Any, found: _Findings, candidates: tuple[int, ...] | None = None
+    ) -> Any:
+        """`node` scrubbed by value and (in mappings) key patterns; the same object if unchanged.
+
+        `candidates`: the value patterns that can match anywhere in `node` (from the JSON text it was
+        parsed from), None when unknown."""
+        kind = type(node)  # exact types first: every node of parsed JSON is one of them
+        if kind is str:
+            return self._scrub_str(path, node, found, candidates)
+        if kind is dict:
+            return self._scrub_mapping(path, node, found, candidates)
+        if node is None or kind is bool or kind is float:
+            return node
         if isinstance(node, str):
-            return self._scrub_str(path, node, found)
-        if isinstance(node, bool) or node is None:
+            return self._scrub_str(path, node, found, candidates)
+        if isinstance(node, bool):
             return node
         if isinstance(node, int):
             text = str(node)
-            scrubbed = self._scrub_text(path, text, found)
+            scrubbed = self._scrub_text(path, text, found, candidates)
             return node if scrubbed is text else scrubbed
         if isinstance(node, Mapping):
-            mapping: dict[str, Any] = {}
-            changed = False
-            for key, value in node.items():
-                child = f"{path}.{key}"
-                pattern = self._key_pattern(str(key))
-                if pattern is None:
-                    new_value = self._scrub_node(child, value, found)
-                else:
-                    new_value = self._redact_whole(child, value, pattern, found)
-                changed = changed or new_value is not value
-                mapping[key] = new_value
-            return mapping if changed else node
+            return self._scrub_mapping(path, node, found, candidates)
         if isinstance(node, list | tuple):
-            items = [self._scrub_node(f"{path}[{index}]", item, found) for index, item in enumerate(node)]
+            items = [
+                self._scrub_node(f"{path}[{index}]", item, found, candidates)
+                for index, item in enumerate(node)
+            ]
             if all(new is old for new, old in zip(items, node, strict=True)):
                 return node
             return tuple(items) if isinstance(node, tuple) else items
         return node
 
-    def _scrub_str(self, path: str, text: str, found: _Findings) -> str:
+    def _scrub_mapping(
+        self, path: str, node: Mapping[Any, Any], found: _Findings, candidates: tuple[int, ...] | None
+    ) -> Mapping[Any, Any]:
+        mapping: dict[Any, Any] = {}
+        changed = False
+        for key, value in node.items():
+            child = f"{path}.{key}"
+            pattern = self._key_pattern(str(key))
+            if pattern is None:
+                new_value = self._scrub_node(child, value, found, candidates)
+            else:
+                new_value = self._redact_whole(child, value, pattern, found)
+            changed = changed or new_value is not value
+            mapping[key] = new_value
+        return mapping if changed else node
+
+    def _scrub_str(self, path: str, text: str, found: _Findings, candidates: tuple[int, ...] | None) -> str:
         if _JSON_START.match(text):
+            inner = candidates
+            if inner is None and "\\" not in text:
+                # Without escapes, every string and number of the document is a part of its text
+                # between non-word characters: what cannot match in the text cannot match in them.
+                inner, keys = self._prefilter.screen(text)
+                if not inner and not (keys and self._has_key_pattern(text)):
+                    return text
             try:
                 parsed = json.loads(text)
             except ValueError:
                 parsed = None  # "[INFO] ..." and other text that only looks like JSON
             if isinstance(parsed, dict | list):
-                scrubbed = self._scrub_node(f"{path}.$", parsed, found)
+                scrubbed = self._scrub_node(f"{path}.$", parsed, found, inner)
                 if scrubbed is parsed:
                     return text
                 return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
-        return self._scrub_text(path, text, found)
+        return self._scrub_text(path, text, found, candidates)
 
-    def _scrub_text(self, path: str, text: str, found: _Findings) -> str:
+    def _has_key_pattern(self, json_text: str) -> bool:
+        """Whether an object key of `json_text` (a JSON text without escapes) matches a key pattern."""
+        return any(colon and self._key_pattern(key) for key, colon in _JSON_STRING.findall(json_text))
+
+    def _scrub_text(self, path: str, text: str, found: _Findings, candidates: tuple[int, ...] | None) -> str:
         if self._callback is not None:
-            result = self._scan_text(path, text)
+            result = self._scan_text(path, text, candidates)
         else:
             if text not in found.texts:
-                found.texts[text] = self._scan_text(path, text)
+                found.texts[text] = self._scan_text(path, text, candidates)
             result = found.texts[text]
         if result is None:
             return text
         found.paths.append(path)
         return result
 
-    def _scan_text(self, path: str, text: str) -> str | None:
-        """`text` with value-pattern matches replaced, None if none was. The scan (and a changed
-        result) stops at the scan limit: the size cap cuts what lies beyond."""
+    def _scan_text(self, path: str, text: str, candidates: tuple[int, ...] | None) -> str | None:
+        """`text` with value-pattern matches replaced, None if none was. Only the `candidates`
+        patterns are searched (the others cannot match; None: ask the prefilter). The scan (and a
+        changed result) stops at the scan limit: the size cap cuts what lies beyond."""
         if self._scan_limit is not None and len(text) > self._scan_limit:
             text = text[: self._scan_limit]
+        if candidates is None:
+            candidates = self._prefilter.candidates(text)
+        patterns = self._value_patterns
         # The next match of each pattern, as (start, pattern index, match). Taking the leftmost
         # (on a tie the earlier pattern) and resuming every pattern it overlaps after its end gives
         # the matches of the alternation of all patterns, in order, without running it.
         upcoming: list[_Upcoming] = [
             (match.start(), index, match)
-            for index, pattern in enumerate(self._value_patterns)
-            if (match := pattern.search(text)) is not None
+            for index in candidates
+            if (match := patterns[index].search(text)) is not None
         ]
         pieces: list[str] = []
         last = 0
@@ -875,6 +937,10 @@ class Scrubber:
         limit = self._max_length
         if limit is None:
             return value
+        if type(value) is str:  # the usual case first, without the isinstance chain
+            if len(value) <= limit:
+                return value
+            return value[: limit - len(TRUNCATED_SUFFIX)] + TRUNCATED_SUFFIX
         if isinstance(value, str):
             if len(value) <= limit:
                 return value

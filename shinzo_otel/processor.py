@@ -35,7 +35,7 @@ from shinzo_otel._pipeline import (
     ScrubbingExporter,
 )
 from shinzo_otel.config import ProcessorSettings
-from shinzo_otel.privacy import Scrubber, attribute_dict
+from shinzo_otel.privacy import Scrubber
 from shinzo_otel.sessions import current_session
 
 _logger = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ class ShinzoSpanProcessor(SpanProcessor):
 
     def _record_operation(self, span: ReadableSpan) -> None:
         """`mcp.server.operation.duration` from one of our SERVER spans."""
-        attributes = attribute_dict(span.attributes)
+        attributes = span.attributes or {}
         if span.start_time is None or span.end_time is None or sc.MCP_METHOD_NAME not in attributes:
             return
         selected: dict[str, AttributeValue] = {

@@ -401,9 +401,16 @@ def test_deeply_nested_json_is_scrubbed_at_the_bottom(scrubber: Scrubber) -> Non
 
 
 def test_json_too_deep_to_parse_raises_so_the_span_is_dropped(record: Recorder, scrubber: Scrubber) -> None:
-    span = record.span({ARGUMENTS: "[" * 100_000 + "]" * 100_000})
+    span = record.span({ARGUMENTS: "[" * 100_000 + '{"password": "hunter2"}' + "]" * 100_000})
     with pytest.raises(RecursionError):
         scrubber.scrub_span(span)
+
+
+def test_json_with_nothing_to_redact_is_kept_without_parsing_it(record: Recorder) -> None:
+    # Too deep to parse, but no key or value pattern occurs anywhere in its text: nothing to redact.
+    deep = "[" * 100_000 + '{"note": "all clear"}' + "]" * 100_000
+    uncapped = Scrubber(PrivacyRules(max_attribute_length=None))
+    assert uncapped.scrub_span(record.span({ARGUMENTS: deep})).attributes[ARGUMENTS] == deep
 
 
 def test_text_that_only_looks_like_json_is_scanned_as_text(scrubber: Scrubber) -> None:

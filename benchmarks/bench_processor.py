@@ -6,19 +6,21 @@ official OTLP/gRPC exporter to a loopback receiver running in a process of its o
 path; its decoding is not charged to the process measured).
 
 The spans are real: `tools/call` SERVER spans recorded by `instrument_server` on an in-memory
-`MCPServer` (argument collection on for the "args on" shape, off for "args off"), taken before any
-processing. The arguments and the result hold an email address and a card number, which the default
-privacy rules redact.
+`MCPServer`, taken before any processing, in three shapes: `args_off` (argument collection off),
+`args_on` (collection on; the arguments and the result hold ordinary text, nothing to redact, as in
+most tool calls) and `args_on_secrets` (collection on; the arguments and both copies of the text in
+the result hold an email address and a card number, which the default privacy rules redact: the
+worst case, every span rewritten).
 
 - Cost per span: CPU time of this process (every thread: the caller's `on_end`, the batch worker,
   the exporter) to hand a block of spans to `on_end` and `force_flush` them, divided by the block
   size; processors interleaved block by block, alternating which goes first. Ratio = Shinzo /
   BatchSpanProcessor, mean over the rounds, with a 95 % interval from resampling rounds (issue
   target <= 1.5 with content captured).
-- Throughput: one producer thread calls `on_end` as fast as the queue allows (it waits while the
-  spans not yet exported reach 3/4 of the queue, 2048 by default), then flushes; spans/s = spans /
-  wall time; rounds interleaved. Dropped spans (expect 0) and spans the receiver got are counted
-  (issue target: Shinzo >= 0.8 of BatchSpanProcessor).
+- Throughput, for each shape with content: one producer thread calls `on_end` as fast as the queue
+  allows (it waits while the spans not yet exported reach 3/4 of the queue, 2048 by default), then
+  flushes; spans/s = spans / wall time; rounds interleaved. Dropped spans (expect 0) and spans the
+  receiver got are counted (issue target: Shinzo >= 0.8 of BatchSpanProcessor).
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ from shinzo_otel.processor import ShinzoSpanProcessor
 from tests.mcp_servers import make_mcpserver
 from tests.otlp_receiver import OtlpReceiver
 
-TEXT = "Forward the invoice to bob@example.com; card 4111 1111 1111 1111; thanks, the finance team."
-SHAPES = ("args_off", "args_on")
+_ORDINARY = "Forward the invoice to the finance team; reference INV-2041, due on the 30th."
+_SECRETS = "Forward the invoice to bob@example.com; card 4111 1111 1111 1111; thanks, the finance team."
+TEXTS = {"args_off": _ORDINARY, "args_on": _ORDINARY, "args_on_secrets": _SECRETS}
+SHAPES = tuple(TEXTS)
+CONTENT_SHAPES = ("args_on", "args_on_secrets")
 EXPORTERS = ("null", "otlp_grpc")
 PROCESSORS = ("batch", "shinzo")
 _QUEUE = 2048  # the SDK default of both processors (OTEL_BSP_MAX_QUEUE_SIZE)
@@ -63,8 +68,8 @@ class _Collector(SpanProcessor):
         self.spans.append(span)
 
 
-async def _record_spans(capture: bool, calls: int) -> list[ReadableSpan]:
-    """`calls` tools/call SERVER spans from a real in-memory session (no exporter involved)."""
+async def _record_spans(shape: str, calls: int) -> list[ReadableSpan]:
+    """`calls` tools/call SERVER spans of `shape` from a real in-memory session (no exporter involved)."""
     provider = TracerProvider()
     collector = _Collector()
     provider.add_span_processor(collector)
@@ -76,13 +81,13 @@ async def _record_spans(capture: bool, calls: int) -> list[ReadableSpan]:
                 "server_name": "bench-processor",
                 "exporter_endpoint": receiver.grpc_endpoint,
                 "exporter_protocol": "grpc",
-                "enable_argument_collection": capture,
+                "enable_argument_collection": shape != "args_off",
             },
             tracer_provider=provider,
         )
         async with Client(server, mode="legacy") as client:
             for _ in range(calls):
-                await client.call_tool("echo", {"text": TEXT})
+                await client.call_tool("echo", {"text": TEXTS[shape]})
         await observability.shutdown()
     return [span for span in collector.spans if (span.attributes or {}).get(GEN_AI_OPERATION_NAME)]
 
@@ -97,7 +102,7 @@ def _exporter(kind: str, endpoint: str) -> CountingExporter:
 def _processor(kind: str, exporter: SpanExporter, shape: str) -> BatchSpanProcessor | ShinzoSpanProcessor:
     if kind == "batch":
         return BatchSpanProcessor(exporter)
-    return ShinzoSpanProcessor(exporter, {"enable_argument_collection": shape == "args_on"})
+    return ShinzoSpanProcessor(exporter, {"enable_argument_collection": shape != "args_off"})
 
 
 def _spans_for(spans: list[ReadableSpan], count: int) -> list[ReadableSpan]:
@@ -135,10 +140,10 @@ def _throughput(
 def _measure(quick: bool) -> dict[str, Any]:
     sizes = _QUICK if quick else _FULL
     quiet_logging()
-    shapes = {shape: anyio.run(_record_spans, shape == "args_on", sizes["spans"]) for shape in SHAPES}
+    shapes = {shape: anyio.run(_record_spans, shape, sizes["spans"]) for shape in SHAPES}
     cost: dict[tuple[str, str, str], list[float]] = {}
-    throughput: dict[str, list[dict[str, float]]] = {kind: [] for kind in PROCESSORS}
-    received: dict[str, int] = dict.fromkeys(PROCESSORS, 0)
+    throughput: dict[tuple[str, str], list[dict[str, float]]] = {}
+    received: dict[tuple[str, str], int] = {}
     with ReceiverProcess() as receiver:
         pipelines = {
             (kind, exporter_kind, shape): _processor(
@@ -160,23 +165,24 @@ def _measure(quick: bool) -> dict[str, Any]:
         for pipeline in pipelines.values():
             pipeline.shutdown()
 
-        stream = _spans_for(shapes["args_on"], sizes["throughput_spans"])
         for round_index in range(sizes["throughput_rounds"]):
             order = PROCESSORS if round_index % 2 == 0 else PROCESSORS[::-1]
-            for kind in order:
-                exporter = _exporter("otlp_grpc", receiver.grpc_endpoint)
-                processor = _processor(kind, exporter, "args_on")
-                throughput[kind].append(_throughput(processor, exporter, stream))
-                processor.shutdown()
-                received[kind] += receiver.spans()
-                receiver.clear()
+            for shape in CONTENT_SHAPES:
+                stream = _spans_for(shapes[shape], sizes["throughput_spans"])
+                for kind in order:
+                    exporter = _exporter("otlp_grpc", receiver.grpc_endpoint)
+                    processor = _processor(kind, exporter, shape)
+                    throughput.setdefault((shape, kind), []).append(_throughput(processor, exporter, stream))
+                    processor.shutdown()
+                    received[shape, kind] = received.get((shape, kind), 0) + receiver.spans()
+                    receiver.clear()
     return _report(cost, throughput, received, sizes)
 
 
 def _report(
     cost: dict[tuple[str, str, str], list[float]],
-    throughput: dict[str, list[dict[str, float]]],
-    received: dict[str, int],
+    throughput: dict[tuple[str, str], list[dict[str, float]]],
+    received: dict[tuple[str, str], int],
     sizes: dict[str, int],
 ) -> dict[str, Any]:
     rounds = sizes["rounds"]
@@ -193,23 +199,28 @@ def _report(
                     "ratio": bootstrap(rounds, ratio_of_means(shinzo, batch)),
                 }
             )
-    rates = {
-        kind: {
+    rates = [
+        {
+            "shape": shape,
+            "processor": kind,
             "spans_per_second": round(sum(run["spans_per_second"] for run in runs) / len(runs)),
             "dropped": int(sum(run["dropped"] for run in runs)),
             "exported": int(sum(run["exported"] for run in runs)),
-            "received": received[kind],
+            "received": received[shape, kind],
             "offered": sizes["throughput_spans"] * len(runs),
         }
-        for kind, runs in throughput.items()
+        for (shape, kind), runs in throughput.items()
+    ]
+    throughput_ratio = {
+        shape: bootstrap(
+            sizes["throughput_rounds"],
+            ratio_of_means(
+                [run["spans_per_second"] for run in throughput[shape, "shinzo"]],
+                [run["spans_per_second"] for run in throughput[shape, "batch"]],
+            ),
+        )
+        for shape in CONTENT_SHAPES
     }
-    throughput_ratio = bootstrap(
-        sizes["throughput_rounds"],
-        ratio_of_means(
-            [run["spans_per_second"] for run in throughput["shinzo"]],
-            [run["spans_per_second"] for run in throughput["batch"]],
-        ),
-    )
     return {
         "per_span": per_span,
         "throughput": rates,
@@ -232,23 +243,26 @@ def _report(
                 ],
             ),
             table(
-                "Export throughput to the loopback OTLP/gRPC receiver (args-on spans, privacy on)",
-                ["processor", "spans/s", "offered", "exported", "received", "dropped"],
+                "Export throughput to the loopback OTLP/gRPC receiver (spans with content, privacy on)",
+                ["span shape", "processor", "spans/s", "offered", "exported", "received", "dropped"],
                 [
                     [
-                        kind,
+                        rate["shape"],
+                        rate["processor"],
                         rate["spans_per_second"],
                         rate["offered"],
                         rate["exported"],
                         rate["received"],
                         rate["dropped"],
                     ]
-                    for kind, rate in rates.items()
+                    for rate in rates
                 ],
             ),
         ],
         "notes": [
-            f"Throughput ratio, Shinzo / BatchSpanProcessor: {interval_text(throughput_ratio)}.",
+            "Throughput ratio, Shinzo / BatchSpanProcessor: "
+            + ", ".join(f"{shape} {interval_text(ratio)}" for shape, ratio in throughput_ratio.items())
+            + ".",
             f"Cost: {rounds} interleaved rounds of {sizes['block']} spans per processor; throughput: "
             f"{sizes['throughput_rounds']} interleaved rounds of {sizes['throughput_spans']} spans, the "
             "producer waits while 3/4 of the 2048-span queue is unexported; the receiver runs in its own "

@@ -297,7 +297,9 @@ _JSON_STRING: Final = re.compile(r'"([^"]*)"(\s*:)?')
 _Upcoming = tuple[int, int, "re.Match[str]"]
 """The next match of one value pattern: (start, pattern index, match)."""
 _NOT_ASCII_DIGIT: Final = re.compile(r"[^0-9]")
-_LUHN_DOUBLED: Final = {str(digit): (digit * 2 - 9 if digit > 4 else digit * 2) for digit in range(10)}
+_LUHN_DOUBLED: Final = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
+"""An ASCII digit -> the digit sum of its double, as a byte value (the Luhn step for every second digit)."""
+_JSON_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,9 +508,9 @@ def _compile_table(patterns: Sequence[tuple[str, str]], flags: int) -> tuple[re.
 
 def _passes_luhn(text: str) -> bool:
     """The Luhn check (ISO/IEC 7812-1 annex B) on the ASCII digits of `text`, other characters ignored."""
-    digits = _NOT_ASCII_DIGIT.sub("", text)
-    total = sum(map(int, digits[-1::-2])) + sum(map(_LUHN_DOUBLED.__getitem__, digits[-2::-2]))
-    return total % 10 == 0
+    digits = _NOT_ASCII_DIGIT.sub("", text).encode("ascii")
+    kept = digits[-1::-2]
+    return (sum(kept) - ord("0") * len(kept) + sum(digits[-2::-2].translate(_LUHN_DOUBLED))) % 10 == 0
 
 
 def _passes_iban_check(text: str) -> bool:
@@ -836,7 +838,7 @@ class Scrubber:
                 scrubbed = self._scrub_node(f"{path}.$", parsed, found, inner)
                 if scrubbed is parsed:
                     return text
-                return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
+                return _JSON_ENCODER.encode(scrubbed)
         return self._scrub_text(path, text, found, candidates)
 
     def _has_key_pattern(self, json_text: str) -> bool:

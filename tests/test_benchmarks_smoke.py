@@ -74,16 +74,21 @@ def test_overhead_measures_every_cell(quick_run):
 def test_processor_exports_every_span(quick_run):
     result = quick_run[0]["benchmarks"]["processor"]
     assert {(row["exporter"], row["shape"]) for row in result["per_span"]} == {
-        (exporter, shape) for exporter in ("null", "otlp_grpc") for shape in ("args_off", "args_on")
+        (exporter, shape)
+        for exporter in ("null", "otlp_grpc")
+        for shape in ("args_off", "args_on", "args_on_secrets")
     }
     for row in result["per_span"]:
         assert row["batch_us"] > 0 and row["shinzo_us"] > 0
         assert row["ratio"]["value"] == pytest.approx(row["shinzo_us"] / row["batch_us"], rel=0.02, abs=0.01)
-    for processor in ("batch", "shinzo"):
-        rate = result["throughput"][processor]
+    assert {(rate["shape"], rate["processor"]) for rate in result["throughput"]} == {
+        (shape, processor) for shape in ("args_on", "args_on_secrets") for processor in ("batch", "shinzo")
+    }
+    for rate in result["throughput"]:
         assert rate["dropped"] == 0
         assert rate["offered"] == rate["exported"] == rate["received"] > 0
         assert rate["spans_per_second"] > 0
+    assert set(result["throughput_ratio"]) == {"args_on", "args_on_secrets"}
 
 
 def test_load_keeps_sessions_apart_and_loses_nothing(quick_run):

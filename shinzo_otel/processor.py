@@ -24,7 +24,6 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind
-from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
 from shinzo_otel._pipeline import (
@@ -41,6 +40,7 @@ from shinzo_otel.sessions import current_session
 _logger = logging.getLogger(__name__)
 
 _COMPONENT_TYPE: Final = "shinzo_span_processor"
+_OPERATION_ATTRIBUTES: Final = frozenset(sc.OPERATION_DURATION_ATTRIBUTES)
 
 
 class ShinzoSpanProcessor(SpanProcessor):
@@ -220,12 +220,11 @@ class ShinzoSpanProcessor(SpanProcessor):
     def _record_operation(self, span: ReadableSpan) -> None:
         """`mcp.server.operation.duration` from one of our SERVER spans."""
         attributes = span.attributes or {}
-        if span.start_time is None or span.end_time is None or sc.MCP_METHOD_NAME not in attributes:
+        start, end = span.start_time, span.end_time
+        if start is None or end is None or sc.MCP_METHOD_NAME not in attributes:
             return
-        selected: dict[str, AttributeValue] = {
-            key: attributes[key] for key in sc.OPERATION_DURATION_ATTRIBUTES if key in attributes
-        }
-        self._operation_duration.record((span.end_time - span.start_time) / 1e9, selected)
+        selected = {key: value for key, value in attributes.items() if key in _OPERATION_ATTRIBUTES}
+        self._operation_duration.record((end - start) / 1e9, selected)
 
     def _after_fork(self) -> None:
         """In a forked child: its own accounting and retry state (the SDK restarts the worker)."""

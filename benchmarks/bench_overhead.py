@@ -63,7 +63,7 @@ TRANSPORTS = ("legacy", "inproc", "http")
 `http`: streamable HTTP (stateful, legacy handshake) to uvicorn on 127.0.0.1, same event loop."""
 
 ARGUMENTS = {"text": "reply to bob@example.com"}
-_FULL = {"rounds": 24, "calls": {"legacy": 120, "inproc": 240, "http": 20}, "warmup": 30}
+_FULL = {"rounds": 30, "calls": {"legacy": 100, "inproc": 400, "http": 12}, "warmup": 30}
 _QUICK = {"rounds": 2, "calls": {"legacy": 5, "inproc": 5, "http": 3}, "warmup": 2}
 
 

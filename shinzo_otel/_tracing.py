@@ -32,7 +32,7 @@ from typing import Any, Final
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.trace import Link, Span, SpanKind, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
@@ -358,8 +358,9 @@ class RequestTracer:
         elif session is not None:
             links.append(Link(session.span.get_span_context()))
         ambient = trace.get_current_span().get_span_context()
-        if parent is not None and ambient.is_valid:
-            # An enclosing span (e.g. the ASGI HTTP server span) that is not our parent is linked.
+        if parent is not None and ambient.is_valid and not _is_span_of(ambient, parent):
+            # An enclosing span that is not our parent (e.g. the ASGI HTTP server span) is linked; an
+            # in-process client's span, current here and our parent too, is not linked a second time.
             links.append(Link(ambient))
         # An undecided target is named when the outcome shows whether the server has it.
         span = self._tracer.start_span(
@@ -602,6 +603,12 @@ def _session_attributes(
             if isinstance(client_info.get(field), str):
                 attributes[key] = client_info[field]
     return attributes
+
+
+def _is_span_of(span_context: SpanContext, context: otel_context.Context) -> bool:
+    """Whether `span_context` is the span current in `context`."""
+    current = trace.get_current_span(context).get_span_context()
+    return span_context.span_id == current.span_id and span_context.trace_id == current.trace_id
 
 
 def _client_context(meta: Mapping[str, Any]) -> otel_context.Context | None:

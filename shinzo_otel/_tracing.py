@@ -21,7 +21,6 @@ Session resolution follows DESIGN.md "Sessions":
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import Token
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
+import pydantic_core
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -110,7 +110,12 @@ and the 2026-07-28 additions); an adapter adds what its SDK and the server regis
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON of arguments and results (UTF-8, not ASCII-escaped; `str()` of a value JSON has no
+    type for) by pydantic's encoder, the one the SDK writes the wire with: a few times cheaper than
+    `json.dumps` on the request path. What it cannot encode (a lone surrogate, a circular reference)
+    raises, as a circular reference did with `json.dumps`: `start` then serves the request untraced,
+    `finish` ends the span without the result."""
+    return pydantic_core.to_json(value, fallback=str).decode()
 
 
 @dataclass(slots=True)
@@ -571,9 +576,11 @@ def _listed_names(result: Any, key: str) -> list[str]:
 
 def _content_json(result: Any) -> str | None:
     """A tool result as the JSON text of its wire form without `_meta` (`gen_ai.tool.call.result`):
-    pydantic's own encoder for a model (one pass, the wire's field names), else `json.dumps`."""
+    pydantic's own encoder for a model (one pass, the wire's field names), else `_json`."""
     if isinstance(result, Mapping):
-        return _json({key: value for key, value in result.items() if key != "_meta"})
+        if "_meta" in result or not isinstance(result, dict):
+            result = {key: value for key, value in result.items() if key != "_meta"}
+        return _json(result)
     dump_json = getattr(result, "model_dump_json", None)
     if callable(dump_json):
         return str(dump_json(by_alias=True, exclude_none=True, exclude={"meta"}))

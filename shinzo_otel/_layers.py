@@ -36,6 +36,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     (
         "capture and export",
         (
+            "shinzo_otel._prefilter",
             "shinzo_otel.privacy",
             "shinzo_otel.config",
             "shinzo_otel.sessions",

@@ -21,6 +21,7 @@ Session resolution follows DESIGN.md "Sessions":
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import Token
@@ -112,10 +113,13 @@ and the 2026-07-28 additions); an adapter adds what its SDK and the server regis
 def _json(value: Any) -> str:
     """Compact JSON of arguments and results (UTF-8, not ASCII-escaped; `str()` of a value JSON has no
     type for) by pydantic's encoder, the one the SDK writes the wire with: a few times cheaper than
-    `json.dumps` on the request path. What it cannot encode (a lone surrogate, a circular reference)
-    raises, as a circular reference did with `json.dumps`: `start` then serves the request untraced,
-    `finish` ends the span without the result."""
-    return pydantic_core.to_json(value, fallback=str).decode()
+    `json.dumps` on the request path. What pydantic refuses goes to `json.dumps`: a lone surrogate
+    (which a client can send as a JSON escape) is recorded as before rather than losing the span; a
+    circular reference raises there, as it always did."""
+    try:
+        return pydantic_core.to_json(value, fallback=str).decode()
+    except pydantic_core.PydanticSerializationError:
+        return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""The SERVER span's parent and links when the client runs in the server's process."""
+"""The request path's edge cases: the SERVER span's parent and links when the client runs in the
+server's process; content that pydantic's JSON encoder refuses."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.mcp_servers import spans_named
+import pytest
+from mcp import Client
+from opentelemetry.sdk.trace import TracerProvider
+
+from tests.loopback import instrument_to_receiver
+from tests.mcp_servers import make_lowlevel_server, spans_named
 from tests.otlp_receiver import OtlpReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +38,22 @@ def test_an_in_process_clients_span_is_the_parent_and_not_also_a_link(receiver: 
     (session,) = spans_named(spans, "mcp.session")
     assert call.parent_span_id is not None and call.trace_id != session.trace_id  # the client's trace
     assert [(link.trace_id, link.span_id) for link in call.links] == [(session.trace_id, session.span_id)]
+
+
+@pytest.mark.anyio
+async def test_a_call_whose_arguments_pydantic_cannot_encode_is_still_traced(
+    receiver: OtlpReceiver, tracer_provider: TracerProvider
+) -> None:
+    """A lone surrogate (a client may send one as a JSON escape) fails pydantic's encoder: the content
+    goes through `json.dumps` as before and the call keeps its span (the OTLP encoder then leaves out
+    the attributes it cannot encode as UTF-8)."""
+    server = make_lowlevel_server()
+    observability = instrument_to_receiver(
+        server, receiver, tracer_provider, server_name="request-path", enable_argument_collection=True
+    )
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("echo", {"text": "a\ud800b"})
+    observability.force_flush()
+    (call,) = spans_named(receiver.spans(), "tools/call echo")
+    assert call.attributes["gen_ai.tool.name"] == "echo"
+    await observability.shutdown()

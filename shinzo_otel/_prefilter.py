@@ -64,10 +64,13 @@ class Prefilter:
             if not _UNSCREENED_VALUE.search(pattern) and _add(regex_set, pattern):
                 screened.append(index)
         first_key = len(screened)
-        keys_screened = all(
-            not _UNSCREENED_KEY.search(pattern) and _add(regex_set, f"(?i:{_without_anchors(pattern)})")
-            for pattern in key_patterns
-        )
+        keys_screened = True
+        for pattern in key_patterns:
+            if _UNSCREENED_KEY.search(pattern) or not _add(regex_set, f"(?i:{_without_anchors(pattern)})"):
+                keys_screened = (
+                    False  # one key pattern left to `re` means every JSON text needs its keys read
+                )
+                break
         self._unscreened = tuple(index for index in self._all if index not in screened)
         self._screened = tuple(screened)
         self._first_key = first_key

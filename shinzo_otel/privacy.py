@@ -778,23 +778,27 @@ class Scrubber:
 
         `candidates`: the value patterns that can match anywhere in `node` (from the JSON text it was
         parsed from), None when unknown."""
-        kind = type(node)  # exact types first: every node of parsed JSON is one of them
-        if kind is str:
-            return self._scrub_str(path, node, found, candidates)
-        if kind is dict:
-            return self._scrub_mapping(path, node, found, candidates)
-        if node is None or kind is bool or kind is float:
-            return node
         if isinstance(node, str):
             return self._scrub_str(path, node, found, candidates)
-        if isinstance(node, bool):
+        if node is None or isinstance(node, bool | float):
             return node
         if isinstance(node, int):
             text = str(node)
             scrubbed = self._scrub_text(path, text, found, candidates)
             return node if scrubbed is text else scrubbed
         if isinstance(node, Mapping):
-            return self._scrub_mapping(path, node, found, candidates)
+            mapping: dict[Any, Any] = {}
+            changed = False
+            for key, value in node.items():
+                child = f"{path}.{key}"
+                pattern = self._key_pattern(str(key))
+                if pattern is None:
+                    new_value = self._scrub_node(child, value, found, candidates)
+                else:
+                    new_value = self._redact_whole(child, value, pattern, found)
+                changed = changed or new_value is not value
+                mapping[key] = new_value
+            return mapping if changed else node
         if isinstance(node, list | tuple):
             items = [
                 self._scrub_node(f"{path}[{index}]", item, found, candidates)
@@ -804,22 +808,6 @@ class Scrubber:
                 return node
             return tuple(items) if isinstance(node, tuple) else items
         return node
-
-    def _scrub_mapping(
-        self, path: str, node: Mapping[Any, Any], found: _Findings, candidates: tuple[int, ...] | None
-    ) -> Mapping[Any, Any]:
-        mapping: dict[Any, Any] = {}
-        changed = False
-        for key, value in node.items():
-            child = f"{path}.{key}"
-            pattern = self._key_pattern(str(key))
-            if pattern is None:
-                new_value = self._scrub_node(child, value, found, candidates)
-            else:
-                new_value = self._redact_whole(child, value, pattern, found)
-            changed = changed or new_value is not value
-            mapping[key] = new_value
-        return mapping if changed else node
 
     def _scrub_str(self, path: str, text: str, found: _Findings, candidates: tuple[int, ...] | None) -> str:
         if _JSON_START.match(text):
@@ -939,10 +927,6 @@ class Scrubber:
         limit = self._max_length
         if limit is None:
             return value
-        if type(value) is str:  # the usual case first, without the isinstance chain
-            if len(value) <= limit:
-                return value
-            return value[: limit - len(TRUNCATED_SUFFIX)] + TRUNCATED_SUFFIX
         if isinstance(value, str):
             if len(value) <= limit:
                 return value

@@ -42,6 +42,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "shinzo_otel.sessions",
             "shinzo_otel.session_resolvers",
             "shinzo_otel.sampling",
+            "shinzo_otel._request_span",
             "shinzo_otel._tracing",
             "shinzo_otel._transport",
             "shinzo_otel._mcp1",

@@ -85,6 +85,11 @@ class SpanRouter(SpanProcessor):
             member.shutdown()
 
 
+def routes_alone(processors: tuple[SpanProcessor, ...]) -> bool:
+    """Whether a provider's span processors are only our router (no host processor to hand spans to)."""
+    return len(processors) == 1 and type(processors[0]) is SpanRouter
+
+
 _lock = threading.Lock()
 _routers: weakref.WeakKeyDictionary[TracerProvider, SpanRouter] = weakref.WeakKeyDictionary()
 

@@ -33,11 +33,12 @@ import pydantic_core
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
-from shinzo_otel._routing import enter_processor, exit_processor
+from shinzo_otel._request_span import ServerSpans
+from shinzo_otel._routing import enter_processor, exit_processor, routes_alone
 from shinzo_otel.processor import ShinzoSpanProcessor
 from shinzo_otel.sessions import (
     LogicalSessions,
@@ -287,7 +288,7 @@ class RequestTracer:
         target_lookup: Callable[[str, str], bool | None] = lambda kind, name: None,
         processor: ShinzoSpanProcessor | None = None,
     ) -> None:
-        self._tracer = tracer
+        self._spans = ServerSpans(tracer, processor, routes_alone)
         self._sessions = sessions
         self._capture_content = capture_content
         self._logical_sessions = logical_sessions
@@ -372,13 +373,7 @@ class RequestTracer:
             # in-process client's span, current here and our parent too, is not linked a second time.
             links.append(Link(ambient))
         # An undecided target is named when the outcome shows whether the server has it.
-        span = self._tracer.start_span(
-            name,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-            links=links,
-        )
+        span = self._spans.start(name, parent, attributes, links)
         return Operation(method, span, session, kind, target)
 
     def _target_attributes(

@@ -33,6 +33,7 @@ from shinzo_otel._pipeline import (
     RetryingExporter,
     ScrubbingExporter,
 )
+from shinzo_otel._request_span import RequestSpan
 from shinzo_otel.config import ProcessorSettings
 from shinzo_otel.privacy import Scrubber
 from shinzo_otel.sessions import current_session
@@ -209,10 +210,13 @@ class ShinzoSpanProcessor(SpanProcessor):
     # --- internals --------------------------------------------------------------------------------
 
     def _received(self, spans: Sequence[ReadableSpan]) -> None:
-        """On the export thread, before privacy: queue accounting and the operation metric."""
+        """On the export thread, before privacy: queue accounting, the span limits of our SERVER
+        spans (`RequestSpan.seal`) and the operation metric."""
         with self._lock:
             self._waiting = max(0, self._waiting - len(spans))
         for span in spans:
+            if type(span) is RequestSpan:
+                span.seal()
             scope = span.instrumentation_scope
             if span.kind is SpanKind.SERVER and scope is not None and scope.name == sc.INSTRUMENTATION_NAME:
                 self._record_operation(span)

@@ -1,0 +1,215 @@
+"""The SERVER span of one inbound message, with the SDK's per-attribute work moved off the request path.
+
+`Tracer.start_span` of the OTel SDK spends most of a span's cost on the request thread checking and
+bounding every attribute under a lock, copying the span into a `ReadableSpan` at `end`, and calling
+every span processor. Our SERVER span's attributes are strings and numbers we build ourselves, and
+its only processor is its server's `ShinzoSpanProcessor`, whose work happens on the export thread
+anyway. So when our `SpanRouter` is the provider's only span processor, `start_server_span` makes a
+`RequestSpan`: sampled by the provider's sampler, ids from its id generator, the same span context,
+parent and links as the SDK's; it keeps its attributes in a plain dict, is handed to the processor
+itself at `end` (it is immutable from then on, so no copy), and gets the provider's span limits on
+the export thread (`seal`). A `RequestSpan` is an SDK `Span`: the handler's own code, other
+instrumentations and exporters see one. When the provider has other span processors (the host's
+own exporter), or the SDK's internal span metrics are on, the SDK's tracer makes the span as
+always: they get what they always get.
+
+Private reads of the OTel SDK, each checked once, the SDK's span being the fallback:
+`Tracer._span_limits`, `Tracer._instrumentation_scope`, `Tracer._is_enabled()`,
+`SynchronousMultiSpanProcessor._span_processors`, and the fields of `Span` that its methods use
+(`RequestSpan.__init__` sets them, the SDK's `Span.__init__` being the costly part).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from time import time_ns
+from typing import Any, Final
+
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk.environment_variables import OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
+from opentelemetry.sdk.trace import Span, SpanProcessor, Tracer
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import AnyValue, AttributeValue
+
+_logger = logging.getLogger(__name__)
+
+_PLAIN: Final = frozenset({str, bool, int, float})
+"""Value types the SDK's attribute check keeps unchanged (no length limit set)."""
+_UNSET: Final = Status(StatusCode.UNSET)
+
+
+def _mirrored(tracer: Tracer) -> bool:
+    """Whether the SDK tracer has the parts `ServerSpans.start` mirrors, and its internal span
+    metrics (which only its own `start_span` records) are off (a boolean per the OTel env spec)."""
+    internal_metrics = os.environ.get(OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED, "")
+    return (
+        internal_metrics.strip().lower() != "true"
+        and hasattr(TraceFlags, "RANDOM_TRACE_ID")
+        and hasattr(tracer, "_span_limits")
+        and hasattr(tracer, "_instrumentation_scope")
+        and callable(getattr(tracer, "_is_enabled", None))
+        and isinstance(getattr(tracer.span_processor, "_span_processors", None), tuple)
+    )
+
+
+class RequestSpan(Span):
+    """An SDK `Span` whose attributes stay a plain dict until the export thread `seal`s it.
+
+    Made by `start_server_span` only; every method behaves as the SDK's. Attributes set by the
+    handler's code that are not plain strings, booleans or numbers, or under a value length limit,
+    turn the dict into the SDK's `BoundedAttributes` at once (checked and bounded as usual).
+    """
+
+    def __init__(  # the SDK's Span.__init__ is not called: it is what this class saves
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+        links: Sequence[Link],
+        tracer: Tracer,
+        processor: SpanProcessor,
+    ) -> None:
+        self._name = name
+        self._context = context
+        self._kind = SpanKind.SERVER
+        self._parent = parent
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer._instrumentation_scope
+        self._resource = tracer.resource
+        self._sampler = tracer.sampler
+        self._trace_config = None
+        self._record_exception = True
+        self._set_status_on_exception = True
+        self._span_processor = processor
+        self._limits = tracer._span_limits
+        self._record_end_metrics: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self._attributes: Any = attributes
+        self._status = _UNSET
+        self._events = BoundedList(self._limits.max_events)
+        self._links = self._new_links(links)
+        self._start_time = time_ns()
+        self._end_time: int | None = None
+
+    def set_attribute(self, key: str, value: AnyValue) -> None:
+        self.set_attributes({key: value})
+
+    def set_attributes(self, attributes: Mapping[str, AnyValue]) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Setting attribute on ended span.")
+                return
+            plain_kept = self._limits.max_span_attribute_length is None
+            for key, value in attributes.items():
+                current = self._attributes
+                if type(current) is dict:
+                    if plain_kept and type(value) in _PLAIN and type(key) is str and key:
+                        current.pop(key, None)  # a key set again moves last, as in BoundedAttributes
+                        current[key] = value
+                        continue
+                    current = self._attributes = self._bounded(immutable=False)
+                current[key] = value
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+        self._span_processor.on_end(self)
+
+    def seal(self) -> None:
+        """On the export thread, once the span has ended: the provider's span limits on its
+        attributes, as the SDK applies them when they are set (count, value length, types)."""
+        attributes = self._attributes
+        if type(attributes) is not dict:
+            return
+        limits = self._limits
+        if (
+            (limits.max_span_attributes is not None and len(attributes) > limits.max_span_attributes)
+            or limits.max_span_attribute_length is not None
+            or not all(type(value) in _PLAIN for value in attributes.values())
+        ):
+            self._attributes = self._bounded(immutable=True)
+
+    def _bounded(self, *, immutable: bool) -> BoundedAttributes:
+        return BoundedAttributes(
+            self._limits.max_span_attributes,
+            self._attributes,
+            immutable=immutable,
+            max_value_len=self._limits.max_span_attribute_length,
+        )
+
+
+class ServerSpans:
+    """Starts the SERVER span of each inbound message of one server (see the module docstring).
+
+    Args:
+        tracer: the server's tracer (of the resolved TracerProvider).
+        processor: the server's `ShinzoSpanProcessor`, which gets its spans; None when spans go
+            elsewhere (the SDK's tracer is then always used).
+        sole_processor: `(the provider's span processors) -> bool`, True when they are only ours.
+    """
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        processor: SpanProcessor | None,
+        sole_processor: Callable[[tuple[SpanProcessor, ...]], bool],
+    ) -> None:
+        self._tracer = tracer
+        self._sole_processor = sole_processor
+        self._light: tuple[Tracer, SpanProcessor] | None = None
+        if processor is not None and isinstance(tracer, Tracer) and _mirrored(tracer):
+            self._light = tracer, processor
+
+    def start(
+        self, name: str, context: Context | None, attributes: dict[str, AttributeValue], links: Sequence[Link]
+    ) -> trace.Span:
+        """Start a SERVER span as `Tracer.start_span(name, context, SpanKind.SERVER, attributes,
+        links)` does."""
+        light = self._light
+        if (
+            light is None
+            or not light[0]._is_enabled()
+            or not self._sole_processor(light[0].span_processor._span_processors)
+        ):
+            return self._tracer.start_span(
+                name, context=context, kind=SpanKind.SERVER, attributes=attributes, links=links
+            )
+        sdk, processor = light
+        # As Tracer.start_span (opentelemetry-sdk), without the per-attribute work.
+        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        ids = sdk.id_generator
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = ids.generate_trace_id()
+            random_trace_id = ids.is_trace_id_random()
+        else:
+            trace_id = parent.trace_id
+            random_trace_id = parent.trace_flags.random_trace_id
+        result = sdk.sampler.should_sample(context, trace_id, name, SpanKind.SERVER, attributes, links)
+        decision = result.decision
+        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if random_trace_id:
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        span_context = SpanContext(
+            trace_id,
+            ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=TraceFlags(flags),
+            trace_state=result.trace_state,
+        )
+        if decision is Decision.DROP:
+            return NonRecordingSpan(span_context)
+        span = RequestSpan(name, span_context, parent, dict(result.attributes), links, sdk, processor)
+        processor.on_start(span, context)
+        return span

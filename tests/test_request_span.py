@@ -1,0 +1,132 @@
+"""The SERVER span made off the SDK's tracer (`shinzo_otel._request_span`) exports what the SDK's span
+would: the same server, client and calls are run on a provider whose only span processor is ours
+(where that span is used) and on one that also has a host processor (where the SDK's tracer makes
+the span, as the oracle); what the loopback receiver gets must be the same."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
+
+from tests.loopback import instrument_to_receiver
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+_MINTED = frozenset({"session.id", "mcp.session.id"})
+"""Attributes whose values are minted per run (compared for presence only)."""
+
+
+def _server(provider: TracerProvider) -> MCPServer:
+    server = MCPServer("span-api")
+    user_tracer = provider.get_tracer("user.code")
+
+    @server.tool()
+    def annotate(text: str) -> str:
+        """What a handler does with the current span, valid and invalid alike."""
+        span = trace.get_current_span()
+        span.set_attribute("app.text", text)
+        span.set_attributes({"app.count": 3, "app.ratio": 0.5, "app.ok": True})
+        span.set_attribute("app.text", text + "!")  # set again: last value, moved last
+        span.set_attribute("app.tags", ["a", "b"])
+        span.set_attribute("app.map", {"a map": "kept by the SDK"})  # type: ignore[arg-type]
+        span.set_attribute("", "an empty key")
+        span.add_event("app.checkpoint", {"step": 1, "where": ["x", "y"]})
+        try:
+            raise ValueError("handled inside the tool")
+        except ValueError as error:
+            span.record_exception(error)
+        with user_tracer.start_as_current_span("user.work"):
+            return text.upper()
+
+    @server.tool()
+    def refuse(text: str) -> str:
+        """Fails: the span's status and error type."""
+        raise RuntimeError(f"refused {text}")
+
+    return server
+
+
+async def _run(
+    receiver: OtlpReceiver, *, host_processor: bool, sampler: Sampler | None = None, **limits: Any
+) -> list[ReceivedSpan]:
+    provider = TracerProvider(span_limits=SpanLimits(**limits), sampler=sampler)
+    host = InMemorySpanExporter()
+    if host_processor:
+        provider.add_span_processor(SimpleSpanProcessor(host))
+    server = _server(provider)
+    observability = instrument_to_receiver(
+        server, receiver, provider, server_name="span-api", enable_argument_collection=True
+    )
+    receiver.clear()
+    async with Client(server) as client:  # the default mode
+        await client.call_tool("annotate", {"text": "a fairly long argument, longer than the limit"})
+        await client.call_tool("refuse", {"text": "no"})
+    observability.force_flush()
+    spans = receiver.spans()
+    await observability.shutdown()
+    if host_processor and sampler is None:  # the oracle's spans are the SDK's: the host got them too
+        assert {span.name for span in host.get_finished_spans()} >= {"tools/call annotate", "user.work"}
+    provider.shutdown()
+    return spans
+
+
+def _comparable(spans: list[ReceivedSpan]) -> list[tuple[Any, ...]]:
+    """Everything but ids and times; a span's parent as the parent's name."""
+    names = {span.span_id: span.name for span in spans}
+    return sorted(
+        (
+            span.name,
+            span.kind,
+            names.get(span.parent_span_id or "", span.parent_span_id is not None),
+            list((key, "minted" if key in _MINTED else value) for key, value in span.attributes.items()),
+            [(event.name, sorted(event.attributes.items())) for event in span.events],
+            len(span.links),
+            span.status_code,
+            span.status_message,
+            span.scope_name,
+        )
+        for span in spans
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "limits",
+    [{}, {"max_span_attribute_length": 12, "max_span_attributes": 14}],
+    ids=["default-limits", "tight-limits"],
+)
+async def test_the_server_span_exports_what_the_sdks_span_exports(
+    receiver: OtlpReceiver, limits: dict[str, int]
+) -> None:
+    ours = await _run(receiver, host_processor=False, **limits)
+    oracle = await _run(receiver, host_processor=True, **limits)
+    assert _comparable(ours) == _comparable(oracle)
+    (annotate,) = [span for span in ours if span.name == "tools/call annotate"]
+    (work,) = [span for span in ours if span.name == "user.work"]
+    assert work.parent_span_id == annotate.span_id and work.trace_id == annotate.trace_id
+    assert annotate.attributes["app.tags"] == ("a", "b")
+    assert "" not in annotate.attributes  # an empty key is dropped
+    assert [event.name for event in annotate.events] == ["app.checkpoint", "exception"]
+    if limits:
+        assert annotate.attributes["app.text"] == "a fairly lon"  # 12 characters
+        assert len(annotate.attributes) == 14
+    else:
+        assert annotate.attributes["app.text"] == "a fairly long argument, longer than the limit!"
+        keys = list(annotate.attributes)
+        assert keys.index("app.text") > keys.index("app.ok")  # set again: moved after the later keys
+
+
+@pytest.mark.anyio
+async def test_a_sampler_that_drops_everything_drops_the_server_span_and_the_call_still_works(
+    receiver: OtlpReceiver,
+) -> None:
+    ours = await _run(receiver, host_processor=False, sampler=ALWAYS_OFF)
+    oracle = await _run(receiver, host_processor=True, sampler=ALWAYS_OFF)
+    assert [span.name for span in ours] == [span.name for span in oracle] == []

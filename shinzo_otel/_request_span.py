@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.environment_variables import OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
-from opentelemetry.sdk.trace import Span, SpanProcessor, Tracer
+from opentelemetry.sdk.trace import EventBase, Span, SpanProcessor, Tracer
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -43,6 +43,14 @@ _logger = logging.getLogger(__name__)
 _PLAIN: Final = frozenset({str, bool, int, float})
 """Value types the SDK's attribute check keeps unchanged (no length limit set)."""
 _UNSET: Final = Status(StatusCode.UNSET)
+_RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
+_DROP: Final = Decision.DROP
+_FLAGS: Final = tuple(
+    TraceFlags(sampled | random)
+    for random in (0, getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
+    for sampled in (TraceFlags.DEFAULT, TraceFlags.SAMPLED)
+)
+"""Trace flags by `sampled + 2 * random_trace_id`, made once."""
 
 
 def _mirrored(tracer: Tracer) -> bool:
@@ -94,8 +102,9 @@ class RequestSpan(Span):
         self._lock = threading.Lock()
         self._attributes: Any = attributes
         self._status = _UNSET
-        self._events = BoundedList(self._limits.max_events)
-        self._links = self._new_links(links)
+        self._events: Any = ()  # a BoundedList once an event is added: most spans never get one
+        self._links: Any = self._new_links(links) if links else ()
+        self._deferred: tuple[tuple[str, Callable[[Any], str | None], Any], ...] = ()
         self._start_time = time_ns()
         self._end_time: int | None = None
 
@@ -109,14 +118,35 @@ class RequestSpan(Span):
                 return
             plain_kept = self._limits.max_span_attribute_length is None
             for key, value in attributes.items():
+                if self._deferred:  # a value set later wins over deferred content, as it would
+                    self._deferred = tuple(item for item in self._deferred if item[0] != key)
                 current = self._attributes
                 if type(current) is dict:
                     if plain_kept and type(value) in _PLAIN and type(key) is str and key:
                         current.pop(key, None)  # a key set again moves last, as in BoundedAttributes
                         current[key] = value
                         continue
+                    self._resolve_deferred()
                     current = self._attributes = self._bounded(immutable=False)
                 current[key] = value
+
+    def _add_event(self, event: EventBase) -> None:
+        self._append("_events", self._limits.max_events, event)
+
+    def _add_link(self, link: Link) -> None:
+        self._append("_links", self._limits.max_links, link)
+
+    def _append(self, field: str, limit: int | None, item: object) -> None:
+        """Add to the events or links, a `BoundedList` made on first use, as the SDK's span does."""
+        with self._lock:
+            if self._end_time is None:
+                items = getattr(self, field)
+                if type(items) is not BoundedList:
+                    items = BoundedList.from_seq(limit, items)
+                    setattr(self, field, items)
+                items.append(item)
+                return
+        _logger.warning("Tried adding to %s of an ended span.", field)
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
@@ -126,9 +156,28 @@ class RequestSpan(Span):
             self._end_time = end_time if end_time is not None else time_ns()
         self._span_processor.on_end(self)
 
+    def defer_attribute(self, key: str, encode: Callable[[Any], str | None], value: Any) -> None:
+        """Set `key` to `encode(value)`, encoded on the export thread (`seal`) rather than now: for
+        content the request holds anyway (arguments, a result), whose encoding need not delay the
+        answer. The attribute takes its place now (for the count limit and the order, as if set
+        now). `value` must not change afterwards (the SDK writes the same objects to the wire)."""
+        with self._lock:
+            if self._end_time is not None:
+                return
+            if type(self._attributes) is dict:
+                self._attributes.pop(key, None)
+                self._attributes[key] = ""  # its place; the value comes in _resolve_deferred
+                self._deferred += ((key, encode, value),)
+                return
+            encoded = _encoded(key, encode, value)  # already bounded: a rare span, done now
+            if encoded is not None:
+                self._attributes[key] = encoded
+
     def seal(self) -> None:
-        """On the export thread, once the span has ended: the provider's span limits on its
-        attributes, as the SDK applies them when they are set (count, value length, types)."""
+        """On the export thread, once the span has ended: the deferred attributes, then the
+        provider's span limits on all of them, as the SDK applies them when they are set (count,
+        value length, types). Never raises: content that fails to encode is left out."""
+        self._resolve_deferred()
         attributes = self._attributes
         if type(attributes) is not dict:
             return
@@ -140,6 +189,17 @@ class RequestSpan(Span):
         ):
             self._attributes = self._bounded(immutable=True)
 
+    def _resolve_deferred(self) -> None:
+        """Encode the deferred attributes in their places (the attributes are a dict meanwhile)."""
+        attributes = self._attributes
+        for key, encode, value in self._deferred:
+            encoded = _encoded(key, encode, value)
+            if encoded is None:
+                attributes.pop(key, None)
+            else:
+                attributes[key] = encoded
+        self._deferred = ()
+
     def _bounded(self, *, immutable: bool) -> BoundedAttributes:
         return BoundedAttributes(
             self._limits.max_span_attributes,
@@ -147,6 +207,29 @@ class RequestSpan(Span):
             immutable=immutable,
             max_value_len=self._limits.max_span_attribute_length,
         )
+
+
+def _encoded(key: str, encode: Callable[[Any], str | None], value: Any) -> str | None:
+    try:
+        return encode(value)
+    except Exception:  # e.g. a circular reference in a result: the span keeps everything else
+        _logger.debug("shinzo_otel could not encode %s; left out", key, exc_info=True)
+        return None
+
+
+def set_content(span: trace.Span, key: str, encode: Callable[[Any], str | None], value: Any) -> None:
+    """`span.set_attribute(key, encode(value))` unless `encode` gives None; for a `RequestSpan` the
+    encoding is deferred to the export thread (`RequestSpan.defer_attribute`).
+
+    Raises:
+        Exception: what `encode` raises, for any other span.
+    """
+    if type(span) is RequestSpan:
+        span.defer_attribute(key, encode, value)
+        return
+    encoded = encode(value)
+    if encoded is not None:
+        span.set_attribute(key, encoded)
 
 
 class ServerSpans:
@@ -198,18 +281,10 @@ class ServerSpans:
             random_trace_id = parent.trace_flags.random_trace_id
         result = sdk.sampler.should_sample(context, trace_id, name, SpanKind.SERVER, attributes, links)
         decision = result.decision
-        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
-        if random_trace_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
-        span_context = SpanContext(
-            trace_id,
-            ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=TraceFlags(flags),
-            trace_state=result.trace_state,
-        )
-        if decision is Decision.DROP:
+        flags = _FLAGS[(decision is _RECORD_AND_SAMPLE) + 2 * bool(random_trace_id)]
+        span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, result.trace_state)
+        if decision is _DROP:
             return NonRecordingSpan(span_context)
-        span = RequestSpan(name, span_context, parent, dict(result.attributes), links, sdk, processor)
+        span = RequestSpan(name, span_context, parent, result.attributes.copy(), links, sdk, processor)
         processor.on_start(span, context)
         return span

@@ -3,10 +3,11 @@
 An adapter per mcp major (`_mcp2`, and the 1.x one) turns what its SDK hands it into an
 `InboundMessage` and the handler's outcome into an `Outcome`; everything here is shared. It does the
 least it can per message: resolve the session (once per connection or stream), build the semconv
-attributes, start the span, record the outcome. Redaction, batching, export and the
+attributes, start the span (`_request_span`: without the SDK's per-attribute work when our
+processor is the provider's only one), record the outcome. Redaction, batching, export and the
 `mcp.server.operation.duration` metric (derived from the finished span) happen later on the export
 thread (`ShinzoSpanProcessor`). Content (arguments, results) is JSON-encoded only when argument
-collection is on.
+collection is on, and then on the export thread too when the span is a `RequestSpan`.
 
 Session resolution follows DESIGN.md "Sessions":
 1. the user's `session_resolver` key (origin `resolver`);
@@ -37,7 +38,7 @@ from opentelemetry.trace import Link, Span, SpanContext, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
-from shinzo_otel._request_span import ServerSpans
+from shinzo_otel._request_span import ServerSpans, set_content
 from shinzo_otel._routing import enter_processor, exit_processor, routes_alone
 from shinzo_otel.processor import ShinzoSpanProcessor
 from shinzo_otel.sessions import (
@@ -374,6 +375,8 @@ class RequestTracer:
             links.append(Link(ambient))
         # An undecided target is named when the outcome shows whether the server has it.
         span = self._spans.start(name, parent, attributes, links)
+        if self._capture_content and method == "tools/call" and "arguments" in message.params:
+            set_content(span, sc.GEN_AI_TOOL_CALL_ARGUMENTS, _json, message.params["arguments"])
         return Operation(method, span, session, kind, target)
 
     def _target_attributes(
@@ -384,8 +387,6 @@ class RequestTracer:
         target = name if isinstance(name, str) else None
         if method == "tools/call":
             attributes[sc.GEN_AI_OPERATION_NAME] = sc.EXECUTE_TOOL
-            if self._capture_content and "arguments" in params:
-                attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = _json(params["arguments"])
             return "tool", target
         if method == "prompts/get":
             arguments = params.get("arguments")
@@ -548,16 +549,12 @@ class RequestTracer:
         if method != "tools/call":
             return
         span = operation.span
-        match result:
-            case {"isError": True} | object(is_error=True):
-                span.set_attribute(sc.ERROR_TYPE, sc.TOOL_ERROR)
-                span.set_status(StatusCode.ERROR)
-            case _:
-                pass
+        is_error = result.get("isError") if isinstance(result, Mapping) else getattr(result, "is_error", None)
+        if is_error is True:
+            span.set_attribute(sc.ERROR_TYPE, sc.TOOL_ERROR)
+            span.set_status(StatusCode.ERROR)
         if self._capture_content:
-            content = _content_json(result)
-            if content is not None:
-                span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, content)
+            set_content(span, sc.GEN_AI_TOOL_CALL_RESULT, _content_json, result)
 
 
 def _field(value: Any, name: str) -> Any:

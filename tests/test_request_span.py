@@ -34,6 +34,7 @@ def _server(provider: TracerProvider) -> MCPServer:
         span.set_attribute("app.text", text)
         span.set_attributes({"app.count": 3, "app.ratio": 0.5, "app.ok": True})
         span.set_attribute("app.text", text + "!")  # set again: last value, moved last
+        span.set_attribute("gen_ai.tool.call.arguments", "set by the handler")  # wins over the capture
         span.set_attribute("app.tags", ["a", "b"])
         span.set_attribute("app.map", {"a map": "kept by the SDK"})  # type: ignore[arg-type]
         span.set_attribute("", "an empty key")
@@ -99,7 +100,7 @@ def _comparable(spans: list[ReceivedSpan]) -> list[tuple[Any, ...]]:
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "limits",
-    [{}, {"max_span_attribute_length": 12, "max_span_attributes": 14}],
+    [{}, {"max_span_attribute_length": 12, "max_span_attributes": 14, "max_events": 1}],
     ids=["default-limits", "tight-limits"],
 )
 async def test_the_server_span_exports_what_the_sdks_span_exports(
@@ -113,11 +114,16 @@ async def test_the_server_span_exports_what_the_sdks_span_exports(
     assert work.parent_span_id == annotate.span_id and work.trace_id == annotate.trace_id
     assert annotate.attributes["app.tags"] == ("a", "b")
     assert "" not in annotate.attributes  # an empty key is dropped
-    assert [event.name for event in annotate.events] == ["app.checkpoint", "exception"]
     if limits:
+        assert [event.name for event in annotate.events] == ["exception"]  # the oldest dropped
+        assert annotate.attributes["gen_ai.tool.call.arguments"] == "set by the h"
         assert annotate.attributes["app.text"] == "a fairly lon"  # 12 characters
         assert len(annotate.attributes) == 14
     else:
+        assert [event.name for event in annotate.events] == ["app.checkpoint", "exception"]
+        assert annotate.attributes["gen_ai.tool.call.arguments"] == "set by the handler"
+        (refuse,) = [span for span in ours if span.name == "tools/call refuse"]
+        assert refuse.attributes["gen_ai.tool.call.arguments"] == '{"text":"no"}'  # captured
         assert annotate.attributes["app.text"] == "a fairly long argument, longer than the limit!"
         keys = list(annotate.attributes)
         assert keys.index("app.text") > keys.index("app.ok")  # set again: moved after the later keys

@@ -55,7 +55,12 @@ def _server(provider: TracerProvider) -> MCPServer:
 
 
 async def _run(
-    receiver: OtlpReceiver, *, host_processor: bool, sampler: Sampler | None = None, **limits: Any
+    receiver: OtlpReceiver,
+    *,
+    host_processor: bool,
+    sampler: Sampler | None = None,
+    mode: str | None = None,
+    **limits: Any,
 ) -> list[ReceivedSpan]:
     provider = TracerProvider(span_limits=SpanLimits(**limits), sampler=sampler)
     host = InMemorySpanExporter()
@@ -66,7 +71,7 @@ async def _run(
         server, receiver, provider, server_name="span-api", enable_argument_collection=True
     )
     receiver.clear()
-    async with Client(server) as client:  # the default mode
+    async with Client(server) if mode is None else Client(server, mode=mode) as client:
         await client.call_tool("annotate", {"text": "a fairly long argument, longer than the limit"})
         await client.call_tool("refuse", {"text": "no"})
     observability.force_flush()
@@ -78,6 +83,10 @@ async def _run(
     return spans
 
 
+def _without_minted(attributes: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(key, "minted" if key in _MINTED else value) for key, value in attributes.items()]
+
+
 def _comparable(spans: list[ReceivedSpan]) -> list[tuple[Any, ...]]:
     """Everything but ids and times; a span's parent as the parent's name."""
     names = {span.span_id: span.name for span in spans}
@@ -86,8 +95,8 @@ def _comparable(spans: list[ReceivedSpan]) -> list[tuple[Any, ...]]:
             span.name,
             span.kind,
             names.get(span.parent_span_id or "", span.parent_span_id is not None),
-            list((key, "minted" if key in _MINTED else value) for key, value in span.attributes.items()),
-            [(event.name, sorted(event.attributes.items())) for event in span.events],
+            _without_minted(span.attributes),
+            [(event.name, sorted(_without_minted(event.attributes))) for event in span.events],
             len(span.links),
             span.status_code,
             span.status_message,
@@ -98,16 +107,19 @@ def _comparable(spans: list[ReceivedSpan]) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mode", [None, "legacy"], ids=["default-client", "legacy-client"])
 @pytest.mark.parametrize(
     "limits",
     [{}, {"max_span_attribute_length": 12, "max_span_attributes": 14, "max_events": 1}],
     ids=["default-limits", "tight-limits"],
 )
 async def test_the_server_span_exports_what_the_sdks_span_exports(
-    receiver: OtlpReceiver, limits: dict[str, int]
+    receiver: OtlpReceiver, limits: dict[str, int], mode: str | None
 ) -> None:
-    ours = await _run(receiver, host_processor=False, **limits)
-    oracle = await _run(receiver, host_processor=True, **limits)
+    """The default client (2026-07-28 era, no session) and a legacy one (a session per connection:
+    the SERVER span links the session span)."""
+    ours = await _run(receiver, host_processor=False, mode=mode, **limits)
+    oracle = await _run(receiver, host_processor=True, mode=mode, **limits)
     assert _comparable(ours) == _comparable(oracle)
     (annotate,) = [span for span in ours if span.name == "tools/call annotate"]
     (work,) = [span for span in ours if span.name == "user.work"]

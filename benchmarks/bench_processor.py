@@ -6,7 +6,10 @@ official OTLP/gRPC exporter to a loopback receiver running in a process of its o
 path; its decoding is not charged to the process measured).
 
 The spans are real: `tools/call` SERVER spans recorded by `instrument_server` on an in-memory
-`MCPServer`, taken before any processing, in three shapes: `args_off` (argument collection off),
+`MCPServer`, taken before any processing. Each processor gets what it gets in real use: the SDK's
+`BatchSpanProcessor` the SDK's spans (content encoded on the request path); `ShinzoSpanProcessor`
+the light `RequestSpan`s that `instrument_server` makes when its processor is alone on the provider
+(their span limits and content encoding left to the export thread, so counted here). Three shapes: `args_off` (argument collection off),
 `args_on` (collection on; the arguments and the result hold ordinary text, nothing to redact, as in
 most tool calls) and `args_on_secrets` (collection on; the arguments and both copies of the text in
 the result hold an email address and a card number, which the default privacy rules redact: the
@@ -25,7 +28,9 @@ worst case, every span rewritten).
 
 from __future__ import annotations
 
+import copy
 import time
+from functools import partial
 from typing import Any
 
 import anyio
@@ -38,6 +43,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from benchmarks import CountingExporter, bootstrap, interval_text, quiet_logging, ratio_of_means, table
 from benchmarks._receiver import ReceiverProcess
 from shinzo_otel import instrument_server
+from shinzo_otel._request_span import RequestSpan
 from shinzo_otel._semconv import GEN_AI_OPERATION_NAME
 from shinzo_otel.processor import ShinzoSpanProcessor
 from tests.mcp_servers import make_mcpserver
@@ -68,11 +74,19 @@ class _Collector(SpanProcessor):
         self.spans.append(span)
 
 
-async def _record_spans(shape: str, calls: int) -> list[ReadableSpan]:
-    """`calls` tools/call SERVER spans of `shape` from a real in-memory session (no exporter involved)."""
+async def _record_spans(shape: str, calls: int, *, light: bool) -> list[ReadableSpan]:
+    """`calls` tools/call SERVER spans of `shape` from a real in-memory session, before any processing.
+
+    `light=False`: with a second processor on the provider, so the spans are the SDK's (what
+    `BatchSpanProcessor` gets, content encoded on the request path). `light=True`: our processor
+    alone on the provider, as in `bench_overhead`, so the spans are `RequestSpan`s, taken where they
+    reach our processor (`processor.on_end`, replaced for the recording), their span limits and
+    content encoding still to be done on the export thread.
+    """
     provider = TracerProvider()
     collector = _Collector()
-    provider.add_span_processor(collector)
+    if not light:
+        provider.add_span_processor(collector)
     server = make_mcpserver(provider)
     with OtlpReceiver() as receiver:
         observability = instrument_server(
@@ -85,6 +99,8 @@ async def _record_spans(shape: str, calls: int) -> list[ReadableSpan]:
             },
             tracer_provider=provider,
         )
+        if light and observability.processor is not None:
+            observability.processor.on_end = collector.on_end  # type: ignore[method-assign]
         async with Client(server, mode="legacy") as client:
             for _ in range(calls):
                 await client.call_tool("echo", {"text": TEXTS[shape]})
@@ -106,7 +122,17 @@ def _processor(kind: str, exporter: SpanExporter, shape: str) -> BatchSpanProces
 
 
 def _spans_for(spans: list[ReadableSpan], count: int) -> list[ReadableSpan]:
-    return [spans[index % len(spans)] for index in range(count)]
+    """`count` spans taken in turn from `spans`; a `RequestSpan` is copied first (its export thread
+    completes it in place, which must happen for every span handed over, as in real traffic)."""
+    return [_fresh(spans[index % len(spans)]) for index in range(count)]
+
+
+def _fresh(span: ReadableSpan) -> ReadableSpan:
+    if not isinstance(span, RequestSpan):
+        return span
+    copied = copy.copy(span)
+    copied._attributes = dict(span._attributes)  # the one part the export thread changes in place
+    return copied
 
 
 def _block(processor: SpanProcessor, spans: list[ReadableSpan]) -> float:
@@ -140,7 +166,11 @@ def _throughput(
 def _measure(quick: bool) -> dict[str, Any]:
     sizes = _QUICK if quick else _FULL
     quiet_logging()
-    shapes = {shape: anyio.run(_record_spans, shape, sizes["spans"]) for shape in SHAPES}
+    recorded = {
+        (kind, shape): anyio.run(partial(_record_spans, shape, sizes["spans"], light=kind == "shinzo"))
+        for kind in PROCESSORS
+        for shape in SHAPES
+    }
     cost: dict[tuple[str, str, str], list[float]] = {}
     throughput: dict[tuple[str, str], list[dict[str, float]]] = {}
     received: dict[tuple[str, str], int] = {}
@@ -157,8 +187,8 @@ def _measure(quick: bool) -> dict[str, Any]:
             order = PROCESSORS if round_index % 2 == 0 else PROCESSORS[::-1]
             for exporter_kind in EXPORTERS:
                 for shape in SHAPES:
-                    block = _spans_for(shapes[shape], sizes["block"])
                     for kind in order:
+                        block = _spans_for(recorded[kind, shape], sizes["block"])
                         value = _block(pipelines[kind, exporter_kind, shape], block)
                         cost.setdefault((kind, exporter_kind, shape), []).append(value)
             receiver.clear()
@@ -168,8 +198,8 @@ def _measure(quick: bool) -> dict[str, Any]:
         for round_index in range(sizes["throughput_rounds"]):
             order = PROCESSORS if round_index % 2 == 0 else PROCESSORS[::-1]
             for shape in CONTENT_SHAPES:
-                stream = _spans_for(shapes[shape], sizes["throughput_spans"])
                 for kind in order:
+                    stream = _spans_for(recorded[kind, shape], sizes["throughput_spans"])
                     exporter = _exporter("otlp_grpc", receiver.grpc_endpoint)
                     processor = _processor(kind, exporter, shape)
                     throughput.setdefault((shape, kind), []).append(_throughput(processor, exporter, stream))

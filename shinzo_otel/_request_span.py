@@ -45,6 +45,7 @@ _PLAIN: Final = frozenset({str, bool, int, float})
 _UNSET: Final = Status(StatusCode.UNSET)
 _RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
 _DROP: Final = Decision.DROP
+_SERVER: Final = SpanKind.SERVER
 _FLAGS: Final = tuple(
     TraceFlags(sampled | random)
     for random in (0, getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
@@ -70,10 +71,22 @@ def _mirrored(tracer: Tracer) -> bool:
 class RequestSpan(Span):
     """An SDK `Span` whose attributes stay a plain dict until the export thread `seal`s it.
 
-    Made by `start_server_span` only; every method behaves as the SDK's. Attributes set by the
+    Made by `ServerSpans.start` only; every method behaves as the SDK's. Attributes set by the
     handler's code that are not plain strings, booleans or numbers, or under a value length limit,
     turn the dict into the SDK's `BoundedAttributes` at once (checked and bounded as usual).
     """
+
+    # What every such span starts with, shared until a span sets its own.
+    _kind = SpanKind.SERVER
+    _trace_config = None
+    _record_exception = True
+    _set_status_on_exception = True
+    _record_end_metrics: Callable[[], None] | None = None
+    _status = _UNSET
+    _events: Any = ()  # a BoundedList once an event is added: most spans never get one
+    _links: Any = ()
+    _deferred: tuple[tuple[str, Callable[[Any], str | None], Any], ...] = ()
+    _end_time: int | None = None
 
     def __init__(  # the SDK's Span.__init__ is not called: it is what this class saves
         self,
@@ -87,26 +100,18 @@ class RequestSpan(Span):
     ) -> None:
         self._name = name
         self._context = context
-        self._kind = SpanKind.SERVER
         self._parent = parent
         self._instrumentation_info = tracer.instrumentation_info
         self._instrumentation_scope = tracer._instrumentation_scope
         self._resource = tracer.resource
         self._sampler = tracer.sampler
-        self._trace_config = None
-        self._record_exception = True
-        self._set_status_on_exception = True
         self._span_processor = processor
         self._limits = tracer._span_limits
-        self._record_end_metrics: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._attributes: Any = attributes
-        self._status = _UNSET
-        self._events: Any = ()  # a BoundedList once an event is added: most spans never get one
-        self._links: Any = self._new_links(links) if links else ()
-        self._deferred: tuple[tuple[str, Callable[[Any], str | None], Any], ...] = ()
+        if links:
+            self._links = links  # checked and bounded in seal (the SDK's `_new_links`)
         self._start_time = time_ns()
-        self._end_time: int | None = None
 
     def set_attribute(self, key: str, value: AnyValue) -> None:
         self.set_attributes({key: value})
@@ -131,22 +136,20 @@ class RequestSpan(Span):
                 current[key] = value
 
     def _add_event(self, event: EventBase) -> None:
-        self._append("_events", self._limits.max_events, event)
-
-    def _add_link(self, link: Link) -> None:
-        self._append("_links", self._limits.max_links, link)
-
-    def _append(self, field: str, limit: int | None, item: object) -> None:
-        """Add to the events or links, a `BoundedList` made on first use, as the SDK's span does."""
         with self._lock:
             if self._end_time is None:
-                items = getattr(self, field)
-                if type(items) is not BoundedList:
-                    items = BoundedList.from_seq(limit, items)
-                    setattr(self, field, items)
-                items.append(item)
+                if type(self._events) is not BoundedList:  # made on first use, as the SDK's span has it
+                    self._events = BoundedList.from_seq(self._limits.max_events, self._events)
+                self._events.append(event)
                 return
-        _logger.warning("Tried adding to %s of an ended span.", field)
+        _logger.warning("Tried adding an event to an ended span.")
+
+    def _add_link(self, link: Link) -> None:
+        with self._lock:
+            if self._end_time is None:
+                self._links = [*self._links, link]  # checked and bounded in seal, as the start's
+                return
+        _logger.warning("Tried adding a link to an ended span.")
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
@@ -176,8 +179,11 @@ class RequestSpan(Span):
     def seal(self) -> None:
         """On the export thread, once the span has ended: the deferred attributes, then the
         provider's span limits on all of them, as the SDK applies them when they are set (count,
-        value length, types). Never raises: content that fails to encode is left out."""
+        value length, types), and on its links. Never raises: content that fails to encode is left
+        out."""
         self._resolve_deferred()
+        if self._links:
+            self._links = self._new_links(self._links)
         attributes = self._attributes
         if type(attributes) is not dict:
             return
@@ -266,7 +272,7 @@ class ServerSpans:
             or not self._sole_processor(light[0].span_processor._span_processors)
         ):
             return self._tracer.start_span(
-                name, context=context, kind=SpanKind.SERVER, attributes=attributes, links=links
+                name, context=context, kind=_SERVER, attributes=attributes, links=links
             )
         sdk, processor = light
         # As Tracer.start_span (opentelemetry-sdk), without the per-attribute work.
@@ -279,7 +285,7 @@ class ServerSpans:
         else:
             trace_id = parent.trace_id
             random_trace_id = parent.trace_flags.random_trace_id
-        result = sdk.sampler.should_sample(context, trace_id, name, SpanKind.SERVER, attributes, links)
+        result = sdk.sampler.should_sample(context, trace_id, name, _SERVER, attributes, links)
         decision = result.decision
         flags = _FLAGS[(decision is _RECORD_AND_SAMPLE) + 2 * bool(random_trace_id)]
         span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, result.trace_state)

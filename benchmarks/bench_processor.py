@@ -9,11 +9,11 @@ The spans are real: `tools/call` SERVER spans recorded by `instrument_server` on
 `MCPServer`, taken before any processing. Each processor gets what it gets in real use: the SDK's
 `BatchSpanProcessor` the SDK's spans (content encoded on the request path); `ShinzoSpanProcessor`
 the light `RequestSpan`s that `instrument_server` makes when its processor is alone on the provider
-(their span limits and content encoding left to the export thread, so counted here). Three shapes: `args_off` (argument collection off),
-`args_on` (collection on; the arguments and the result hold ordinary text, nothing to redact, as in
-most tool calls) and `args_on_secrets` (collection on; the arguments and both copies of the text in
-the result hold an email address and a card number, which the default privacy rules redact: the
-worst case, every span rewritten).
+(their span limits and content encoding left to the export thread, so counted here). Three shapes:
+`args_off` (argument collection off), `args_on` (collection on; the arguments and the result hold
+ordinary text, nothing to redact, as in most tool calls) and `args_on_secrets` (collection on; the
+arguments and both copies of the text in the result hold an email address and a card number, which
+the default privacy rules redact: the worst case, every span rewritten).
 
 - Cost per span: CPU time of this process (every thread: the caller's `on_end`, the batch worker,
   the exporter) to hand a block of spans to `on_end` and `force_flush` them, divided by the block

@@ -29,7 +29,10 @@ the default privacy rules redact: the worst case, every span rewritten).
 from __future__ import annotations
 
 import copy
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -37,6 +40,7 @@ import anyio
 from mcp import Client
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.environment_variables import OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
@@ -77,18 +81,19 @@ class _Collector(SpanProcessor):
 async def _record_spans(shape: str, calls: int, *, light: bool) -> list[ReadableSpan]:
     """`calls` tools/call SERVER spans of `shape` from a real in-memory session, before any processing.
 
-    `light=False`: with a second processor on the provider, so the spans are the SDK's (what
-    `BatchSpanProcessor` gets, content encoded on the request path). `light=True`: our processor
-    alone on the provider, as in `bench_overhead`, so the spans are `RequestSpan`s, taken where they
-    reach our processor (`processor.on_end`, replaced for the recording), their span limits and
-    content encoding still to be done on the export thread.
+    `light=False`: the SDK's spans (what `BatchSpanProcessor` gets from the SDK's middleware,
+    content encoded on the request path), taken by a second processor on the provider; the SDK's
+    tracer makes them because its internal span metrics are on while the server is instrumented.
+    `light=True`: our processor alone on the provider, as in `bench_overhead`, so the spans are
+    `RequestSpan`s, taken where they reach our processor (`processor.on_end`, replaced for the
+    recording), their span limits and content encoding still to be done on the export thread.
     """
     provider = TracerProvider()
     collector = _Collector()
     if not light:
         provider.add_span_processor(collector)
     server = make_mcpserver(provider)
-    with OtlpReceiver() as receiver:
+    with OtlpReceiver() as receiver, _sdk_span_forced(not light):
         observability = instrument_server(
             server,
             {
@@ -106,6 +111,22 @@ async def _record_spans(shape: str, calls: int, *, light: bool) -> list[Readable
                 await client.call_tool("echo", {"text": TEXTS[shape]})
         await observability.shutdown()
     return [span for span in collector.spans if (span.attributes or {}).get(GEN_AI_OPERATION_NAME)]
+
+
+@contextmanager
+def _sdk_span_forced(forced: bool) -> Iterator[None]:
+    """While instrumenting: the SDK's internal span metrics on, so the SDK's tracer makes our spans."""
+    previous = os.environ.get(OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED)
+    if forced:
+        os.environ[OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED] = "true"
+    try:
+        yield
+    finally:
+        if forced:
+            if previous is None:
+                del os.environ[OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED]
+            else:
+                os.environ[OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED] = previous
 
 
 def _exporter(kind: str, endpoint: str) -> CountingExporter:

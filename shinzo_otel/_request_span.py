@@ -1,23 +1,26 @@
 """The SERVER span of one inbound message, with the SDK's per-attribute work moved off the request path.
 
 `Tracer.start_span` of the OTel SDK spends most of a span's cost on the request thread checking and
-bounding every attribute under a lock, copying the span into a `ReadableSpan` at `end`, and calling
-every span processor. Our SERVER span's attributes are strings and numbers we build ourselves, and
-its only processor is its server's `ShinzoSpanProcessor`, whose work happens on the export thread
-anyway. So when our `SpanRouter` is the provider's only span processor, `start_server_span` makes a
+bounding every attribute under a lock and copying the span into a `ReadableSpan` at `end`. Our
+SERVER span's attributes are strings and numbers we build ourselves, so `ServerSpans.start` makes a
 `RequestSpan`: sampled by the provider's sampler, ids from its id generator, the same span context,
-parent and links as the SDK's; it keeps its attributes in a plain dict, is handed to the processor
-itself at `end` (it is immutable from then on, so no copy), and gets the provider's span limits on
-the export thread (`seal`). A `RequestSpan` is an SDK `Span`: the handler's own code, other
-instrumentations and exporters see one. When the provider has other span processors (the host's
-own exporter), or the SDK's internal span metrics are on, the SDK's tracer makes the span as
-always: they get what they always get.
+parent and links as the SDK's; it keeps its attributes in a plain dict, is handed over itself at
+`end` (it is immutable from then on, so no copy), and gets the provider's span limits (and the JSON
+encoding of captured content) in `seal`:
+- when our router is the provider's only span processor, the span goes straight to its server's
+  `ShinzoSpanProcessor` and is sealed on the export thread;
+- when the provider has other processors too (the host's own exporter), it goes through the
+  provider's processors as the SDK's span does (our router routes it to ours) and is sealed at
+  `end`, so every processor gets it complete.
+A `RequestSpan` is an SDK `Span`: the handler's code, other instrumentations and exporters see one.
+When the SDK's internal span metrics are on, or the SDK lacks what is mirrored here, the SDK's
+tracer makes the span as always.
 
 Private reads of the OTel SDK, each checked once, the SDK's span being the fallback:
 `Tracer._span_limits`, `Tracer._instrumentation_scope`, `Tracer._is_enabled()`,
-`SynchronousMultiSpanProcessor._span_processors`, and the fields of `Span` that its methods use
-(`RequestSpan.__init__` sets them, the SDK's `Span.__init__` being the costly part).
-"""
+`SynchronousMultiSpanProcessor._span_processors` (and `_on_ending`, when present), and the fields
+of `Span` that its methods use (`RequestSpan.__init__` sets them, the SDK's `Span.__init__` being
+the costly part)."""
 
 from __future__ import annotations
 
@@ -87,6 +90,8 @@ class RequestSpan(Span):
     _links: Any = ()
     _deferred: tuple[tuple[str, Callable[[Any], str | None], Any], ...] = ()
     _end_time: int | None = None
+    _seal_at_end = False
+    _sealed = False
 
     def __init__(  # the SDK's Span.__init__ is not called: it is what this class saves
         self,
@@ -97,6 +102,8 @@ class RequestSpan(Span):
         links: Sequence[Link],
         tracer: Tracer,
         processor: SpanProcessor,
+        *,
+        seal_at_end: bool = False,
     ) -> None:
         self._name = name
         self._context = context
@@ -111,6 +118,8 @@ class RequestSpan(Span):
         self._attributes: Any = attributes
         if links:
             self._links = links  # checked and bounded in seal (the SDK's `_new_links`)
+        if seal_at_end:
+            self._seal_at_end = True
         self._start_time = time_ns()
 
     def set_attribute(self, key: str, value: AnyValue) -> None:
@@ -157,7 +166,13 @@ class RequestSpan(Span):
                 _logger.warning("Calling end() on an ended span.")
                 return
             self._end_time = end_time if end_time is not None else time_ns()
-        self._span_processor.on_end(self)
+        processor = self._span_processor
+        if self._seal_at_end:  # other processors get it now: complete, as the SDK's copy would be
+            self.seal()
+            on_ending = getattr(processor, "_on_ending", None)
+            if on_ending is not None:
+                on_ending(self)
+        processor.on_end(self)
 
     def defer_attribute(self, key: str, encode: Callable[[Any], str | None], value: Any) -> None:
         """Set `key` to `encode(value)`, encoded on the export thread (`seal`) rather than now: for
@@ -180,7 +195,10 @@ class RequestSpan(Span):
         """On the export thread, once the span has ended: the deferred attributes, then the
         provider's span limits on all of them, as the SDK applies them when they are set (count,
         value length, types), and on its links. Never raises: content that fails to encode is left
-        out."""
+        out. Done once: at `end` when other processors get the span, else on our export thread."""
+        if self._sealed:
+            return
+        self._sealed = True
         self._resolve_deferred()
         if self._links:
             self._links = self._new_links(self._links)
@@ -266,11 +284,7 @@ class ServerSpans:
         """Start a SERVER span as `Tracer.start_span(name, context, SpanKind.SERVER, attributes,
         links)` does."""
         light = self._light
-        if (
-            light is None
-            or not light[0]._is_enabled()
-            or not self._sole_processor(light[0].span_processor._span_processors)
-        ):
+        if light is None or not light[0]._is_enabled():
             return self._tracer.start_span(
                 name, context=context, kind=_SERVER, attributes=attributes, links=links
             )
@@ -291,6 +305,13 @@ class ServerSpans:
         span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, result.trace_state)
         if decision is _DROP:
             return NonRecordingSpan(span_context)
-        span = RequestSpan(name, span_context, parent, result.attributes.copy(), links, sdk, processor)
-        processor.on_start(span, context)
+        own = result.attributes.copy()
+        if self._sole_processor(sdk.span_processor._span_processors):
+            span = RequestSpan(name, span_context, parent, own, links, sdk, processor)
+            processor.on_start(span, context)
+        else:  # the host's processors too, through the provider's (our router routes to ours)
+            span = RequestSpan(
+                name, span_context, parent, own, links, sdk, sdk.span_processor, seal_at_end=True
+            )
+            sdk.span_processor.on_start(span, parent_context=context)
         return span

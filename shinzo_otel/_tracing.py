@@ -3,11 +3,11 @@
 An adapter per mcp major (`_mcp2`, and the 1.x one) turns what its SDK hands it into an
 `InboundMessage` and the handler's outcome into an `Outcome`; everything here is shared. It does the
 least it can per message: resolve the session (once per connection or stream), build the semconv
-attributes, start the span (`_request_span`: without the SDK's per-attribute work when our
-processor is the provider's only one), record the outcome. Redaction, batching, export and the
-`mcp.server.operation.duration` metric (derived from the finished span) happen later on the export
-thread (`ShinzoSpanProcessor`). Content (arguments, results) is JSON-encoded only when argument
-collection is on, and then on the export thread too when the span is a `RequestSpan`.
+attributes, start the span (`_request_span`: without the SDK's per-attribute work), record the
+outcome. Redaction, batching, export and the `mcp.server.operation.duration` metric (derived from
+the finished span) happen later on the export thread (`ShinzoSpanProcessor`). Content (arguments,
+results) is JSON-encoded only when argument collection is on, and then on the export thread too when
+our processor is the provider's only one.
 
 Session resolution follows DESIGN.md "Sessions":
 1. the user's `session_resolver` key (origin `resolver`);

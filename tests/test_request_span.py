@@ -1,19 +1,21 @@
 """The SERVER span made off the SDK's tracer (`shinzo_otel._request_span`) exports what the SDK's span
 would: the same server, client and calls are run on a provider whose only span processor is ours
-(where that span is used) and on one that also has a host processor (where the SDK's tracer makes
-the span, as the oracle); what the loopback receiver gets must be the same."""
+(the span goes straight to it), on one that also has a host processor (the span goes through the
+provider's processors), and, as the oracle, with the SDK's tracer making the span (forced by the
+SDK's internal span metrics, which only its own tracer records); what the loopback receiver and the
+host's processor get must be the same."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from opentelemetry import trace
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 
 from tests.loopback import instrument_to_receiver
@@ -54,22 +56,30 @@ def _server(provider: TracerProvider) -> MCPServer:
     return server
 
 
+_WAYS = ("alone", "with-host", "sdk-span")
+
+
 async def _run(
     receiver: OtlpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    way: str,
     *,
-    host_processor: bool,
     sampler: Sampler | None = None,
     mode: str | None = None,
     **limits: Any,
-) -> list[ReceivedSpan]:
+) -> tuple[list[ReceivedSpan], list[tuple[Any, ...]]]:
+    """What the receiver got, and what a host processor got (empty for `alone`)."""
     provider = TracerProvider(span_limits=SpanLimits(**limits), sampler=sampler)
-    host = InMemorySpanExporter()
-    if host_processor:
+    host = _HostExporter()
+    if way != "alone":
         provider.add_span_processor(SimpleSpanProcessor(host))
     server = _server(provider)
-    observability = instrument_to_receiver(
-        server, receiver, provider, server_name="span-api", enable_argument_collection=True
-    )
+    with monkeypatch.context() as patch:
+        if way == "sdk-span":
+            patch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+        observability = instrument_to_receiver(
+            server, receiver, provider, server_name="span-api", enable_argument_collection=True
+        )
     receiver.clear()
     async with Client(server) if mode is None else Client(server, mode=mode) as client:
         await client.call_tool("annotate", {"text": "a fairly long argument, longer than the limit"})
@@ -77,14 +87,35 @@ async def _run(
     observability.force_flush()
     spans = receiver.spans()
     await observability.shutdown()
-    if host_processor and sampler is None:  # the oracle's spans are the SDK's: the host got them too
-        assert {span.name for span in host.get_finished_spans()} >= {"tools/call annotate", "user.work"}
     provider.shutdown()
-    return spans
+    return spans, sorted(host.seen)
 
 
 def _without_minted(attributes: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(key, "minted" if key in _MINTED else value) for key, value in attributes.items()]
+
+
+class _HostExporter(SpanExporter):
+    """A host's exporter: what each of our spans held when it was exported (as an exporter that
+    encodes at once sees it; not redacted: privacy is our pipeline's)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        for span in spans:
+            if span.instrumentation_scope is not None and span.instrumentation_scope.name == "shinzo_otel":
+                self.seen.append(
+                    (
+                        span.name,
+                        _without_minted(dict(span.attributes or {})),
+                        span.dropped_attributes,
+                        [(event.name, len(event.attributes or {})) for event in span.events],
+                        span.dropped_events,
+                        len(span.links),
+                    )
+                )
+        return SpanExportResult.SUCCESS
 
 
 def _comparable(spans: list[ReceivedSpan]) -> list[tuple[Any, ...]]:
@@ -114,13 +145,17 @@ def _comparable(spans: list[ReceivedSpan]) -> list[tuple[Any, ...]]:
     ids=["default-limits", "tight-limits"],
 )
 async def test_the_server_span_exports_what_the_sdks_span_exports(
-    receiver: OtlpReceiver, limits: dict[str, int], mode: str | None
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, limits: dict[str, int], mode: str | None
 ) -> None:
     """The default client (2026-07-28 era, no session) and a legacy one (a session per connection:
     the SERVER span links the session span)."""
-    ours = await _run(receiver, host_processor=False, mode=mode, **limits)
-    oracle = await _run(receiver, host_processor=True, mode=mode, **limits)
+    ours, _ = await _run(receiver, monkeypatch, "alone", mode=mode, **limits)
+    with_host, host_got = await _run(receiver, monkeypatch, "with-host", mode=mode, **limits)
+    oracle, host_got_from_sdk = await _run(receiver, monkeypatch, "sdk-span", mode=mode, **limits)
     assert _comparable(ours) == _comparable(oracle)
+    assert _comparable(with_host) == _comparable(oracle)
+    assert host_got == host_got_from_sdk  # complete (captured content, limits) when handed over
+    assert {seen[0] for seen in host_got} >= {"tools/call annotate", "tools/call refuse"}
     (annotate,) = [span for span in ours if span.name == "tools/call annotate"]
     (work,) = [span for span in ours if span.name == "user.work"]
     assert work.parent_span_id == annotate.span_id and work.trace_id == annotate.trace_id
@@ -143,8 +178,8 @@ async def test_the_server_span_exports_what_the_sdks_span_exports(
 
 @pytest.mark.anyio
 async def test_a_sampler_that_drops_everything_drops_the_server_span_and_the_call_still_works(
-    receiver: OtlpReceiver,
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ours = await _run(receiver, host_processor=False, sampler=ALWAYS_OFF)
-    oracle = await _run(receiver, host_processor=True, sampler=ALWAYS_OFF)
-    assert [span.name for span in ours] == [span.name for span in oracle] == []
+    for way in _WAYS:
+        spans, host_got = await _run(receiver, monkeypatch, way, sampler=ALWAYS_OFF)
+        assert (spans, host_got) == ([], []), way

@@ -18,7 +18,8 @@ each):
   `ShinzoSpanProcessor` (privacy rules on) exporting OTLP/gRPC to the same receiver; every other
   setting at its default but the export cadence (below).
 - `shinzo_on`: the same with argument collection on (arguments and results JSON-encoded on the
-  request path; the arguments hold an email address, which the privacy rules redact on export).
+  export thread, its processor being alone on its provider; the arguments hold an email address,
+  which the privacy rules redact on export).
 
 The global provider is set for every variant: the SDK client (`mcp.Client`) opens a CLIENT span per
 request through it, so the client-side cost is the same in every variant and cancels out of the

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio
@@ -78,9 +78,9 @@ def lowlevel_server(server: Any) -> Any:
     return server
 
 
-def _native_tracing_off(server: Any) -> Callable[[], AbstractContextManager[object]] | None:
+def _native_tracing_off(server: Any) -> Callable[[], AbstractContextManager[object]]:
     """For a FastMCP 4 server, its `suppress_fastmcp_telemetry` (native SERVER spans off in the
-    current context only, so other servers in the process keep theirs); else None.
+    current context only, so other servers in the process keep theirs); else a null context.
 
     Inside our SERVER span FastMCP's propagation-only mode is transparent: its `_meta` extraction
     keeps an already-valid current span (`fastmcp.telemetry.extract_trace_context`).
@@ -92,7 +92,7 @@ def _native_tracing_off(server: Any) -> Callable[[], AbstractContextManager[obje
             pass
         else:
             return suppress_fastmcp_telemetry
-    return None
+    return nullcontext
 
 
 def method_known(server: Any) -> Callable[[str], bool]:
@@ -237,12 +237,11 @@ class Mcp2Middleware:
 
     Args:
         tracer: the request tracer of the instrumented server.
-        around_call: entered around the rest of the chain (FastMCP 4: native tracing off); None:
-            nothing.
+        around_call: entered around the rest of the chain (FastMCP 4: native tracing off).
     """
 
     def __init__(
-        self, tracer: RequestTracer, around_call: Callable[[], AbstractContextManager[object]] | None = None
+        self, tracer: RequestTracer, around_call: Callable[[], AbstractContextManager[object]] = nullcontext
     ) -> None:
         self.tracer = tracer
         self._around_call = around_call
@@ -259,11 +258,8 @@ class Mcp2Middleware:
         tokens = self.tracer.activate(operation)
         context_token = otel_context.attach(trace.set_span_in_context(operation.span))
         try:
-            if self._around_call is None:
+            with self._around_call():
                 result = await call_next(ctx)
-            else:
-                with self._around_call():
-                    result = await call_next(ctx)
         except BaseException as error:
             self.tracer.finish(operation, outcome_of(error, message.modern))
             raise

@@ -72,7 +72,7 @@ def _mirrored(tracer: Tracer) -> bool:
 
 
 class RequestSpan(Span):
-    """An SDK `Span` whose attributes stay a plain dict until the export thread `seal`s it.
+    """An SDK `Span` whose attributes stay a plain dict until it is `seal`ed (see the module doc).
 
     Made by `ServerSpans.start` only; every method behaves as the SDK's. Attributes set by the
     handler's code that are not plain strings, booleans or numbers, or under a value length limit,

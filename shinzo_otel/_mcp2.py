@@ -22,6 +22,7 @@ import logging
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -171,6 +172,7 @@ def _connection_carrier(connection: Connection) -> Carrier:
     return carrier
 
 
+_NO_META: Mapping[str, Any] = MappingProxyType({})
 _PIPE: Mapping[str, AttributeValue] = {sc.NETWORK_TRANSPORT: "pipe"}
 _INPROC: Mapping[str, AttributeValue] = {sc.NETWORK_TRANSPORT: "inproc"}
 
@@ -200,16 +202,16 @@ def inbound_message(ctx: ServerRequestContext[Any, Any]) -> InboundMessage:
             # A protocol session, or a handshake-era stdio / in-memory connection; a stateless
             # HTTP connection lives for one request only.
             carrier = _connection_carrier(connection)
-    headers = getattr(request, "headers", None)
+    headers = None if request is None else getattr(request, "headers", None)
     return InboundMessage(
         method=ctx.method,
         request_id=None if ctx.request_id is None else str(ctx.request_id),
         params=params,
-        meta=meta if isinstance(meta, Mapping) else {},
+        meta=meta if meta is not None and isinstance(meta, Mapping) else _NO_META,
         protocol_version=ctx.protocol_version,
         modern=modern,
         attributes=_transport_attributes(request, connection),
-        headers=headers if isinstance(headers, Mapping) else None,
+        headers=headers if headers is not None and isinstance(headers, Mapping) else None,
         protocol_session_id=protocol_session_id,
         carrier=carrier,
         client_info=params.get("clientInfo") if ctx.method == "initialize" else None,

@@ -36,7 +36,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.environment_variables import OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
 from opentelemetry.sdk.trace import EventBase, Span, SpanProcessor, Tracer
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AnyValue, AttributeValue
@@ -279,10 +279,21 @@ class ServerSpans:
             self._light = tracer, processor
 
     def start(
-        self, name: str, context: Context | None, attributes: dict[str, AttributeValue], links: Sequence[Link]
+        self,
+        name: str,
+        context: Context | None,
+        parent: SpanContext,
+        attributes: dict[str, AttributeValue],
+        links: Sequence[Link],
     ) -> trace.Span:
         """Start a SERVER span as `Tracer.start_span(name, context, SpanKind.SERVER, attributes,
-        links)` does."""
+        links)` does.
+
+        Args:
+            parent: the span context current in `context` (the current one when `context` is None),
+                which the caller has already read.
+            attributes: handed over: the span keeps this dict as its own.
+        """
         light = self._light
         if light is None or not light[0]._is_enabled():
             return self._tracer.start_span(
@@ -290,28 +301,38 @@ class ServerSpans:
             )
         sdk, processor = light
         # As Tracer.start_span (opentelemetry-sdk), without the per-attribute work.
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
         ids = sdk.id_generator
-        if parent is None or not parent.is_valid:
-            parent = None
-            trace_id = ids.generate_trace_id()
-            random_trace_id = ids.is_trace_id_random()
-        else:
+        parent_span: SpanContext | None = parent
+        if parent.is_valid:
             trace_id = parent.trace_id
             random_trace_id = parent.trace_flags.random_trace_id
-        result = sdk.sampler.should_sample(context, trace_id, name, _SERVER, attributes, links)
-        decision = result.decision
+        else:
+            parent_span = None
+            trace_id = ids.generate_trace_id()
+            random_trace_id = ids.is_trace_id_random()
+        sampler = sdk.sampler
+        if sampler is DEFAULT_ON:
+            # The SDK's default, ParentBased(ALWAYS_ON), decided here as it decides: the parent's
+            # decision (ALWAYS_ON or ALWAYS_OFF), sampled for a root; the parent's trace state; no
+            # attributes added.
+            sampled = parent_span is None or parent.trace_flags.sampled
+            decision = _RECORD_AND_SAMPLE if sampled else _DROP
+            trace_state = None if parent_span is None else parent.trace_state
+            own = attributes
+        else:
+            result = sampler.should_sample(context, trace_id, name, _SERVER, attributes, links)
+            decision, trace_state = result.decision, result.trace_state
+            own = result.attributes.copy()
         flags = _FLAGS[(decision is _RECORD_AND_SAMPLE) + 2 * bool(random_trace_id)]
-        span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, result.trace_state)
+        span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, trace_state)
         if decision is _DROP:
             return NonRecordingSpan(span_context)
-        own = result.attributes.copy()
         if self._sole_processor(sdk.span_processor._span_processors):
-            span = RequestSpan(name, span_context, parent, own, links, sdk, processor)
+            span = RequestSpan(name, span_context, parent_span, own, links, sdk, processor)
             processor.on_start(span, context)
         else:  # the host's processors too, through the provider's (our router routes to ours)
             span = RequestSpan(
-                name, span_context, parent, own, links, sdk, sdk.span_processor, seal_at_end=True
+                name, span_context, parent_span, own, links, sdk, sdk.span_processor, seal_at_end=True
             )
             sdk.span_processor.on_start(span, parent_context=context)
         return span

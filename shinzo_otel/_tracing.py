@@ -369,12 +369,16 @@ class RequestTracer:
         elif session is not None:
             links.append(Link(session.span.get_span_context()))
         ambient = trace.get_current_span().get_span_context()
-        if parent is not None and ambient.is_valid and not _is_span_of(ambient, parent):
-            # An enclosing span that is not our parent (e.g. the ASGI HTTP server span) is linked; an
-            # in-process client's span, current here and our parent too, is not linked a second time.
-            links.append(Link(ambient))
+        if parent is None:
+            parent_span = ambient
+        else:
+            parent_span = trace.get_current_span(parent).get_span_context()
+            if ambient.is_valid and not _same_span(ambient, parent_span):
+                # An enclosing span that is not our parent (e.g. the ASGI HTTP server span) is linked;
+                # an in-process client's span, current here and our parent too, is not linked twice.
+                links.append(Link(ambient))
         # An undecided target is named when the outcome shows whether the server has it.
-        span = self._spans.start(name, parent, attributes, links)
+        span = self._spans.start(name, parent, parent_span, attributes, links)
         if self._capture_content and method == "tools/call" and "arguments" in message.params:
             set_content(span, sc.GEN_AI_TOOL_CALL_ARGUMENTS, _json, message.params["arguments"])
         return Operation(method, span, session, kind, target)
@@ -549,7 +553,9 @@ class RequestTracer:
         if method != "tools/call":
             return
         span = operation.span
-        is_error = result.get("isError") if isinstance(result, Mapping) else getattr(result, "is_error", None)
+        is_error = getattr(result, "is_error", None)  # the SDK's model; a wire dict says it by key
+        if is_error is None and isinstance(result, Mapping):
+            is_error = result.get("isError")
         if is_error is True:
             span.set_attribute(sc.ERROR_TYPE, sc.TOOL_ERROR)
             span.set_status(StatusCode.ERROR)
@@ -608,10 +614,8 @@ def _session_attributes(
     return attributes
 
 
-def _is_span_of(span_context: SpanContext, context: otel_context.Context) -> bool:
-    """Whether `span_context` is the span current in `context`."""
-    current = trace.get_current_span(context).get_span_context()
-    return span_context.span_id == current.span_id and span_context.trace_id == current.trace_id
+def _same_span(first: SpanContext, second: SpanContext) -> bool:
+    return first.span_id == second.span_id and first.trace_id == second.trace_id
 
 
 def _client_context(meta: Mapping[str, Any]) -> otel_context.Context | None:

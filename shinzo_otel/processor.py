@@ -120,7 +120,8 @@ class ShinzoSpanProcessor(SpanProcessor):
             span.set_attributes(session.stamp)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.context is None or not span.context.trace_flags.sampled:
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
             return
         with self._lock:
             if self._closed:

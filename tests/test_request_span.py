@@ -66,6 +66,7 @@ async def _run(
     *,
     sampler: Sampler | None = None,
     mode: str | None = None,
+    meta: dict[str, Any] | None = None,
     **limits: Any,
 ) -> tuple[list[ReceivedSpan], list[tuple[Any, ...]]]:
     """What the receiver got, and what a host processor got (empty for `alone`)."""
@@ -82,8 +83,10 @@ async def _run(
         )
     receiver.clear()
     async with Client(server) if mode is None else Client(server, mode=mode) as client:
-        await client.call_tool("annotate", {"text": "a fairly long argument, longer than the limit"})
-        await client.call_tool("refuse", {"text": "no"})
+        await client.call_tool(
+            "annotate", {"text": "a fairly long argument, longer than the limit"}, meta=meta
+        )
+        await client.call_tool("refuse", {"text": "no"}, meta=meta)
     observability.force_flush()
     spans = receiver.spans()
     await observability.shutdown()
@@ -113,6 +116,7 @@ class _HostExporter(SpanExporter):
                         [(event.name, len(event.attributes or {})) for event in span.events],
                         span.dropped_events,
                         len(span.links),
+                        span.context.trace_state.to_header() if span.context is not None else None,
                     )
                 )
         return SpanExportResult.SUCCESS
@@ -183,3 +187,30 @@ async def test_a_sampler_that_drops_everything_drops_the_server_span_and_the_cal
     for way in _WAYS:
         spans, host_got = await _run(receiver, monkeypatch, way, sampler=ALWAYS_OFF)
         assert (spans, host_got) == ([], []), way
+
+
+_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+_PARENT_ID = "00f067aa0ba902b7"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sampled", [True, False], ids=["sampled-parent", "unsampled-parent"])
+async def test_a_propagated_parent_decides_as_with_the_sdks_span(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, sampled: bool
+) -> None:
+    """The SDK's default sampler (parent-based, always on) follows the client's `traceparent`: the
+    same trace, parent and trace state, or nothing recorded when the parent is not sampled."""
+    meta = {"traceparent": f"00-{_TRACE_ID}-{_PARENT_ID}-0{int(sampled)}", "tracestate": "vendor=opaque"}
+    got = {way: await _run(receiver, monkeypatch, way, meta=meta) for way in _WAYS}
+    assert _comparable(got["alone"][0]) == _comparable(got["sdk-span"][0])
+    assert _comparable(got["with-host"][0]) == _comparable(got["sdk-span"][0])
+    assert got["with-host"][1] == got["sdk-span"][1]
+    calls = [span for span in got["alone"][0] if span.name.startswith("tools/call")]
+    if sampled:
+        assert len(calls) == 2
+        assert {(span.trace_id, span.parent_span_id) for span in calls} == {(_TRACE_ID, _PARENT_ID)}
+        host_calls = [seen for seen in got["with-host"][1] if seen[0].startswith("tools/call")]
+        assert [seen[-1] for seen in host_calls] == ["vendor=opaque"] * 2
+    else:
+        assert calls == []
+        assert not [seen for seen in got["with-host"][1] if seen[0].startswith("tools/call")]

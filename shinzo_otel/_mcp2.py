@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from types import MappingProxyType
 from typing import Any
 
@@ -79,9 +79,9 @@ def lowlevel_server(server: Any) -> Any:
     return server
 
 
-def _native_tracing_off(server: Any) -> Callable[[], AbstractContextManager[object]]:
+def _native_tracing_off(server: Any) -> Callable[[], AbstractContextManager[object]] | None:
     """For a FastMCP 4 server, its `suppress_fastmcp_telemetry` (native SERVER spans off in the
-    current context only, so other servers in the process keep theirs); else a null context.
+    current context only, so other servers in the process keep theirs); else None.
 
     Inside our SERVER span FastMCP's propagation-only mode is transparent: its `_meta` extraction
     keeps an already-valid current span (`fastmcp.telemetry.extract_trace_context`).
@@ -93,7 +93,7 @@ def _native_tracing_off(server: Any) -> Callable[[], AbstractContextManager[obje
             pass
         else:
             return suppress_fastmcp_telemetry
-    return nullcontext
+    return None
 
 
 def method_known(server: Any) -> Callable[[str], bool]:
@@ -119,11 +119,6 @@ def target_lookup(server: Any) -> Callable[[str, str], bool | None]:
         return (get_tool if kind == "tool" else get_prompt)(name) is not None
 
     return lookup
-
-
-def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
-    connection = getattr(ctx.session, "_connection", None)
-    return connection if isinstance(connection, Connection) else None
 
 
 async def _run_at_cancel(callback: Callable[[], None]) -> None:
@@ -191,11 +186,13 @@ def inbound_message(ctx: ServerRequestContext[Any, Any]) -> InboundMessage:
     meta = params.get("_meta")
     modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
     request = ctx.request
-    connection = _connection_of(ctx)
+    connection = getattr(ctx.session, "_connection", None)
+    if not isinstance(connection, Connection):
+        connection = None
     protocol_session_id = None
     carrier: Carrier | None = None
     if connection is not None:
-        protocol_session_id = connection.session_id or sse_session_id(request)
+        protocol_session_id = connection.session_id or (None if request is None else sse_session_id(request))
         if isinstance(connection.outbound, NotifyOnlyOutbound):
             carrier = _stream_carrier(connection.outbound)
         elif protocol_session_id is not None or (request is None and not modern):
@@ -239,11 +236,12 @@ class Mcp2Middleware:
 
     Args:
         tracer: the request tracer of the instrumented server.
-        around_call: entered around the rest of the chain (FastMCP 4: native tracing off).
+        around_call: entered around the rest of the chain (FastMCP 4: native tracing off); None for
+            none (a null context would cost three calls per message).
     """
 
     def __init__(
-        self, tracer: RequestTracer, around_call: Callable[[], AbstractContextManager[object]] = nullcontext
+        self, tracer: RequestTracer, around_call: Callable[[], AbstractContextManager[object]] | None = None
     ) -> None:
         self.tracer = tracer
         self._around_call = around_call
@@ -260,8 +258,11 @@ class Mcp2Middleware:
         tokens = self.tracer.activate(operation)
         context_token = otel_context.attach(trace.set_span_in_context(operation.span))
         try:
-            with self._around_call():
+            if self._around_call is None:
                 result = await call_next(ctx)
+            else:
+                with self._around_call():
+                    result = await call_next(ctx)
         except BaseException as error:
             self.tracer.finish(operation, outcome_of(error, message.modern))
             raise

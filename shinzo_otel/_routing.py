@@ -3,7 +3,7 @@
 Each `instrument_server` call has its own `ShinzoSpanProcessor` (its own privacy rules, exporter and
 shutdown). The provider gets one `SpanRouter`, which hands each span to exactly one of them: the
 processor of the server whose request was being handled when the span started (the request tracer
-marks it with `enter_processor` / `exit_processor`), else the first processor attached to that
+marks it in `CURRENT_PROCESSOR`), else the first processor attached to that
 provider that is still running (spans started outside any request: an ASGI server span, a
 background task). One server's shutdown detaches its processor; the others keep exporting.
 """
@@ -12,26 +12,19 @@ from __future__ import annotations
 
 import threading
 import weakref
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
 from shinzo_otel.processor import ShinzoSpanProcessor
 
-_CURRENT: ContextVar[ShinzoSpanProcessor | None] = ContextVar("shinzo_otel_current_processor", default=None)
-
-
-def enter_processor(processor: ShinzoSpanProcessor | None) -> Token[ShinzoSpanProcessor | None]:
-    """Spans started in this context from now on belong to `processor`'s pipeline (when it is attached
-    to their provider); undo with `exit_processor(token)`. Set around each request of a server, before
-    any span of the request (session spans included) starts. Costs one contextvar set."""
-    return _CURRENT.set(processor)
-
-
-def exit_processor(token: Token[ShinzoSpanProcessor | None]) -> None:
-    """Restore the processor that was current before `enter_processor` returned `token`."""
-    _CURRENT.reset(token)
+CURRENT_PROCESSOR: ContextVar[ShinzoSpanProcessor | None] = ContextVar(
+    "shinzo_otel_current_processor", default=None
+)
+"""The processor whose pipeline spans started in this context belong to (when it is attached to their
+provider). The request tracer sets it (and resets it with its token) around each request of a
+server, before any span of the request (session spans included) starts."""
 
 
 class SpanRouter(SpanProcessor):
@@ -62,7 +55,7 @@ class SpanRouter(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         members = self._members
-        owner = _CURRENT.get()
+        owner = CURRENT_PROCESSOR.get()
         if owner is None or not (owner in members or owner in self._detached):
             if not members:
                 return

@@ -39,16 +39,9 @@ from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
 from shinzo_otel._request_span import ServerSpans, set_content
-from shinzo_otel._routing import enter_processor, exit_processor, routes_alone
+from shinzo_otel._routing import CURRENT_PROCESSOR, routes_alone
 from shinzo_otel.processor import ShinzoSpanProcessor
-from shinzo_otel.sessions import (
-    LogicalSessions,
-    Session,
-    SessionManager,
-    SessionOrigin,
-    enter_session,
-    exit_session,
-)
+from shinzo_otel.sessions import CURRENT_SESSION, LogicalSessions, Session, SessionManager, SessionOrigin
 
 _logger = logging.getLogger(__name__)
 
@@ -308,28 +301,28 @@ class RequestTracer:
 
     def start(self, message: InboundMessage) -> Operation | None:
         """Resolve the message's session and start its SERVER span; None if that failed."""
-        token = enter_processor(self._processor)
+        token = CURRENT_PROCESSOR.set(self._processor)
         try:
             return self._start(message)
         except Exception:  # telemetry never breaks the host: serve the request untraced
             _logger.warning("shinzo_otel could not trace %s", message.method, exc_info=True)
             return None
         finally:
-            exit_processor(token)
+            CURRENT_PROCESSOR.reset(token)
 
     def activate(self, operation: Operation | None) -> tuple[Token[Any], Token[Any]]:
         """Make the operation's session and this server's processor current while its handler runs
         (spans the handler starts carry the session's attributes and go through this server's
         pipeline); undo with `deactivate`. The adapter sets the OTel context itself."""
-        return enter_processor(self._processor), enter_session(
+        return CURRENT_PROCESSOR.set(self._processor), CURRENT_SESSION.set(
             None if operation is None else operation.session
         )
 
     @staticmethod
     def deactivate(tokens: tuple[Token[Any], Token[Any]]) -> None:
         """Undo `activate`."""
-        exit_session(tokens[1])
-        exit_processor(tokens[0])
+        CURRENT_SESSION.reset(tokens[1])
+        CURRENT_PROCESSOR.reset(tokens[0])
 
     def _start(self, message: InboundMessage) -> Operation:
         method = message.method
@@ -362,7 +355,7 @@ class RequestTracer:
             attributes.update(session.stamp)
             if message.protocol_session_id is not None:
                 attributes[sc.MCP_SESSION_ID] = message.protocol_session_id
-        parent = _client_context(message.meta)
+        parent = _client_context(message.meta) if "traceparent" in message.meta else None
         links: list[Link] = []
         if parent is None:
             parent = session.parent_context if session is not None else None
@@ -406,15 +399,15 @@ class RequestTracer:
         """The first conversation id the client sent: a vendor `_meta` key, then W3C baggage in
         `_meta`, then the HTTP `baggage` header (notes/clients.md)."""
         meta = message.meta
-        for key in self._meta_keys:
-            value = meta.get(key)
-            if isinstance(value, str) and value:
-                return value
+        if meta:
+            for key in self._meta_keys:
+                value = meta.get(key)
+                if isinstance(value, str) and value:
+                    return value
         if not self._baggage_keys:
             return None
-        headers = message.headers
-        for carrier in (meta, headers):
-            raw = carrier.get(_BAGGAGE) if carrier is not None else None
+        for carrier in (meta, message.headers):
+            raw = carrier.get(_BAGGAGE) if carrier else None
             if isinstance(raw, str) and raw:
                 entries = baggage.get_all(W3CBaggagePropagator().extract({_BAGGAGE: raw}))
                 for key in self._baggage_keys:
@@ -429,7 +422,8 @@ class RequestTracer:
         self, message: InboundMessage, conversation_id: str | None, attributes: Mapping[str, AttributeValue]
     ) -> Session | None:
         """The message's session, in the order of the module docstring."""
-        key = self._resolver_key(message)
+        resolver = self._session_resolver
+        key = None if resolver is None else _resolver_key(resolver, message)
         if key is not None:
             return self._logical_sessions.session_for(
                 f"resolver:{key}",
@@ -452,15 +446,6 @@ class RequestTracer:
         if carrier is not None:
             return self._carried_session(message, None, attributes)
         return self.manual_session
-
-    def _resolver_key(self, message: InboundMessage) -> str | None:
-        if self._session_resolver is None:
-            return None
-        try:
-            return self._session_resolver(message.native)
-        except Exception:
-            _logger.debug("session resolver raised; request left without its session", exc_info=True)
-            return None
 
     def _carried_session(
         self, message: InboundMessage, conversation_id: str | None, attributes: Mapping[str, AttributeValue]
@@ -563,6 +548,15 @@ class RequestTracer:
             set_content(span, sc.GEN_AI_TOOL_CALL_RESULT, _content_json, result)
 
 
+def _resolver_key(resolver: Callable[[Any], str | None], message: InboundMessage) -> str | None:
+    """The user's `session_resolver` key for the message; None (logged) when it raises."""
+    try:
+        return resolver(message.native)
+    except Exception:
+        _logger.debug("session resolver raised; request left without its session", exc_info=True)
+        return None
+
+
 def _field(value: Any, name: str) -> Any:
     """`name` of a wire dict or of the SDK's pydantic model of it (both majors hand either)."""
     return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
@@ -619,9 +613,8 @@ def _same_span(first: SpanContext, second: SpanContext) -> bool:
 
 
 def _client_context(meta: Mapping[str, Any]) -> otel_context.Context | None:
-    """The trace context the client propagated in `params._meta` (W3C keys, unprefixed), if valid."""
-    if "traceparent" not in meta:
-        return None
+    """The trace context the client propagated in `params._meta` (W3C keys, unprefixed), if valid
+    (the caller has seen a `traceparent` key)."""
     try:
         context = propagate.extract(meta)
     except (TypeError, ValueError):

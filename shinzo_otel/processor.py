@@ -36,7 +36,7 @@ from shinzo_otel._pipeline import (
 from shinzo_otel._request_span import RequestSpan
 from shinzo_otel.config import ProcessorSettings
 from shinzo_otel.privacy import Scrubber
-from shinzo_otel.sessions import current_session
+from shinzo_otel.sessions import CURRENT_SESSION
 
 _logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class ShinzoSpanProcessor(SpanProcessor):
     # --- SpanProcessor --------------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        session = current_session()
+        session = CURRENT_SESSION.get()
         # Our own SERVER spans start with the stamp among their attributes (a sampler sees it).
         if session is not None and (span.attributes or {}).get(sc.SESSION_ID) != session.session_id:
             span.set_attributes(session.stamp)

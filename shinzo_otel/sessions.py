@@ -19,7 +19,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -127,23 +127,10 @@ class Session:
             return True
 
 
-_CURRENT_SESSION: ContextVar[Session | None] = ContextVar("shinzo_otel_current_session", default=None)
-
-
-def current_session() -> Session | None:
-    """The session of the request being handled in this context, if any."""
-    return _CURRENT_SESSION.get()
-
-
-def enter_session(session: Session | None) -> Token[Session | None]:
-    """Make `session` current in this context (`ShinzoSpanProcessor.on_start` stamps its attributes
-    on every span started meanwhile); undo with `exit_session(token)`."""
-    return _CURRENT_SESSION.set(session)
-
-
-def exit_session(token: Token[Session | None]) -> None:
-    """Restore the session that was current before `enter_session` returned `token`."""
-    _CURRENT_SESSION.reset(token)
+CURRENT_SESSION: ContextVar[Session | None] = ContextVar("shinzo_otel_current_session", default=None)
+"""The session of the request being handled in this context, if any: set (and reset with its token)
+around each request's handler by the request tracer; `ShinzoSpanProcessor.on_start` stamps its
+attributes on every span started meanwhile."""
 
 
 class SessionManager:
@@ -223,11 +210,11 @@ class SessionManager:
         }
         # Not stamped by the session whose request may be starting this one (an admin shell reported
         # through a tool call): the new spans carry their own session's attributes.
-        outer = _CURRENT_SESSION.set(None)
+        outer = CURRENT_SESSION.set(None)
         try:
             session = self._open(session_id, session_stamp, span_attributes, start_ns, links, export_marker)
         finally:
-            _CURRENT_SESSION.reset(outer)
+            CURRENT_SESSION.reset(outer)
         with self._lock:
             self._open_sessions[session_id] = session
         return session

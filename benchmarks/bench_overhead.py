@@ -33,6 +33,12 @@ cadence against 39 µs at 5 s, while with every processor at 200 ms (the CLIENT 
 middleware added 52 µs and ours 48 µs. With the SDK's exports always between blocks and ours
 inside them, the comparison charged that cost to us alone.
 
+The rounds are split over `_PROCESSES` fresh interpreters (`python -m benchmarks.bench_overhead`), each
+building its own servers and clients: a placement in memory (and a hash seed) that happens to favour
+or hinder one variant lasts as long as its process, and showed as a bias of up to ~15 µs per call
+between otherwise equal runs (arguments on measured below arguments off); pooled over processes, it
+averages out instead of deciding a run's headline.
+
 Figures: per round and cell, µs of CPU per call for each variant; added = variant − none (same round,
 same cell); a cell's ratio = mean added (shinzo) / mean added (sdk) over the rounds, with a 95 %
 interval from resampling whole rounds. The headline combines the cells, each weighted by the inverse
@@ -42,7 +48,11 @@ variance of its own ratio: the in-process cells, whose noise is small, carry it;
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -75,6 +85,9 @@ _SDK_SCHEDULE_DELAY_MILLIS = 5000
 """`OTEL_BSP_SCHEDULE_DELAY`'s default, the `BatchSpanProcessor` of the `sdk` variant."""
 _FULL = {"rounds": 30, "calls": {"legacy": 100, "inproc": 400, "http": 12}, "warmup": 30}
 _QUICK = {"rounds": 2, "calls": {"legacy": 5, "inproc": 5, "http": 3}, "warmup": 2}
+_PROCESSES = 3
+"""Fresh interpreters the full run's rounds are split over (see the module docstring)."""
+_PROCESS_TIMEOUT_S = 400
 
 
 class _Variant:
@@ -133,7 +146,9 @@ async def _block(client: Client, calls: int) -> float:
     return (time.thread_time() - started) / calls * 1e6
 
 
-async def _measure(quick: bool) -> dict[str, Any]:
+async def _measure(quick: bool, first_round: int, rounds: int) -> tuple[dict[str, list[float]], float]:
+    """`rounds` interleaved rounds (rotation continuing from `first_round`) in this process: µs of CPU
+    per call, per `"kind/transport/variant"`, one value per round; and the seconds they took."""
     sizes = _QUICK if quick else _FULL
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         raise RuntimeError("bench_overhead sets the global TracerProvider: run it in a fresh process")
@@ -148,7 +163,7 @@ async def _measure(quick: bool) -> dict[str, Any]:
             for kind in KINDS
             for variant in VARIANTS
         }
-        cpu: dict[tuple[str, str, str], list[float]] = {}
+        cpu: dict[str, list[float]] = {}
         async with AsyncExitStack() as stack:
             clients = {
                 (kind, transport, variant): await _open_client(
@@ -163,14 +178,14 @@ async def _measure(quick: bool) -> dict[str, Any]:
                 for flush in variants[kind, variant].flush:
                     flush()
             started = time.monotonic()
-            for round_index in range(sizes["rounds"]):
+            for round_index in range(first_round, first_round + rounds):
                 shift = round_index % len(VARIANTS)
                 order = VARIANTS[shift:] + VARIANTS[:shift]
                 for transport in TRANSPORTS:
                     for kind in KINDS:
                         for variant in order:
                             value = await _block(clients[kind, transport, variant], sizes["calls"][transport])
-                            cpu.setdefault((kind, transport, variant), []).append(value)
+                            cpu.setdefault(f"{kind}/{transport}/{variant}", []).append(value)
                             for flush in variants[kind, variant].flush:
                                 flush()
                 receiver.clear()
@@ -179,7 +194,7 @@ async def _measure(quick: bool) -> dict[str, Any]:
             if variant.observability is not None:
                 await variant.observability.shutdown()
         global_provider.shutdown()
-    return _report(cpu, sizes, elapsed)
+    return cpu, elapsed
 
 
 def _report(
@@ -253,6 +268,7 @@ def _report(
         "cells": cells,
         "headline": headline,
         "rounds": rounds,
+        "processes": sizes["processes"],
         "calls_per_block": sizes["calls"],
         "seconds": round(elapsed, 1),
         "tables": [
@@ -276,7 +292,8 @@ def _report(
         "notes": [
             f"Headline (cells weighted by the inverse variance of their ratio): args off "
             f"{interval_text(headline['shinzo_off'])}, args on {interval_text(headline['shinzo_on'])}.",
-            f"{rounds} interleaved rounds; blocks of {sizes['calls']} calls per variant; CPU time of the "
+            f"{rounds} interleaved rounds in {sizes['processes']} fresh process(es); blocks of "
+            f"{sizes['calls']} calls per variant; CPU time of the "
             "thread running client, transport and server (export threads excluded); a global SDK "
             "TracerProvider is set for every variant, so the client's own CLIENT span costs the same "
             "everywhere; flushes happen outside the measured blocks, and every processor exports at "
@@ -287,7 +304,8 @@ def _report(
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """Measure the four variants on 2 server kinds × 3 transports; sets the global TracerProvider.
+    """Measure the four variants on 2 server kinds × 3 transports, the rounds split over fresh
+    interpreters (`_PROCESSES`; one for `quick`), each of which sets its global TracerProvider.
 
     Returns:
         `cells` (per server kind and transport: mean CPU µs per call per variant, added µs, the two
@@ -295,7 +313,37 @@ def run(quick: bool = False) -> dict[str, Any]:
         interval and each cell's weight), sizes, `tables`, `notes`.
 
     Raises:
-        RuntimeError: a global TracerProvider is already set (run it in a fresh process).
+        subprocess.CalledProcessError: a measuring process failed (its stderr is in the error).
     """
-    result: dict[str, Any] = anyio.run(_measure, quick)
-    return result
+    sizes = _QUICK if quick else _FULL
+    processes = 1 if quick else _PROCESSES
+    per_process = sizes["rounds"] // processes
+    cpu: dict[tuple[str, str, str], list[float]] = {}
+    elapsed = 0.0
+    for index in range(processes):
+        command = [sys.executable, "-m", "benchmarks.bench_overhead", "--rounds", str(per_process)]
+        command += ["--first-round", str(index * per_process), *(["--quick"] if quick else [])]
+        completed = subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=_PROCESS_TIMEOUT_S
+        )
+        part = json.loads(completed.stdout.strip().splitlines()[-1])
+        for key, values in part["cpu"].items():
+            kind, transport, variant = key.split("/")
+            cpu.setdefault((kind, transport, variant), []).extend(values)
+        elapsed += part["seconds"]
+    return _report(cpu, {**sizes, "rounds": per_process * processes, "processes": processes}, elapsed)
+
+
+def _child(argv: list[str]) -> None:
+    """One measuring process: prints `{"cpu": ..., "seconds": ...}` as its last stdout line."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_overhead")
+    parser.add_argument("--first-round", type=int, default=0)
+    parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    cpu, elapsed = anyio.run(_measure, args.quick, args.first_round, args.rounds)
+    print(json.dumps({"cpu": cpu, "seconds": elapsed}))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])

@@ -3,10 +3,10 @@
 `Tracer.start_span` of the OTel SDK spends most of a span's cost on the request thread checking and
 bounding every attribute under a lock and copying the span into a `ReadableSpan` at `end`. Our
 SERVER span's attributes are strings and numbers we build ourselves, so `ServerSpans.start` makes a
-`RequestSpan`: sampled by the provider's sampler, ids from its id generator, the same span context,
-parent and links as the SDK's; it keeps its attributes in a plain dict, is handed over itself at
-`end` (it is immutable from then on, so no copy), and gets the provider's span limits (and the JSON
-encoding of captured content) in `seal`:
+`RequestSpan`: sampled by the provider's sampler (the SDK's default one decided in place, as it
+decides), ids from its id generator, the same span context, parent and links as the SDK's; it keeps
+its attributes in a plain dict, is handed over itself at `end` (it is immutable from then on, so no
+copy), and gets the provider's span limits (and the JSON encoding of captured content) in `seal`:
 - when our router is the provider's only span processor, the span goes straight to its server's
   `ShinzoSpanProcessor` and is sealed on the export thread;
 - when the provider has other processors too (the host's own exporter), it goes through the
@@ -274,6 +274,9 @@ class ServerSpans:
     ) -> None:
         self._tracer = tracer
         self._sole_processor = sole_processor
+        # The provider's span processors last seen, and whether they are only ours: the provider
+        # replaces its tuple when a processor is added.
+        self._alone: tuple[object, bool] = ((), False)
         self._light: tuple[Tracer, SpanProcessor] | None = None
         if processor is not None and isinstance(tracer, Tracer) and _mirrored(tracer):
             self._light = tracer, processor
@@ -327,7 +330,11 @@ class ServerSpans:
         span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, trace_state)
         if decision is _DROP:
             return NonRecordingSpan(span_context)
-        if self._sole_processor(sdk.span_processor._span_processors):
+        processors = sdk.span_processor._span_processors
+        alone = self._alone
+        if alone[0] is not processors:
+            alone = self._alone = (processors, self._sole_processor(processors))
+        if alone[1]:
             span = RequestSpan(name, span_context, parent_span, own, links, sdk, processor)
             processor.on_start(span, context)
         else:  # the host's processors too, through the provider's (our router routes to ours)

@@ -34,7 +34,7 @@ import pydantic_core
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.trace import Link, Span, SpanContext, StatusCode
+from opentelemetry.trace import Link, Span, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
@@ -366,7 +366,9 @@ class RequestTracer:
             parent_span = ambient
         else:
             parent_span = trace.get_current_span(parent).get_span_context()
-            if ambient.is_valid and not _same_span(ambient, parent_span):
+            if ambient.is_valid and (
+                ambient.span_id != parent_span.span_id or ambient.trace_id != parent_span.trace_id
+            ):
                 # An enclosing span that is not our parent (e.g. the ASGI HTTP server span) is linked;
                 # an in-process client's span, current here and our parent too, is not linked twice.
                 links.append(Link(ambient))
@@ -480,27 +482,23 @@ class RequestTracer:
         """Record the outcome of `operation` and end its span (never raises)."""
         span = operation.span
         try:
-            self._record(operation, outcome)
+            if outcome.error_code is not None or outcome.cancelled or outcome.exception is not None:
+                self._record_error(span, outcome)
+            else:
+                self._record_result(operation, outcome)
+            target = operation.target
+            if operation.target_kind is not None and target is not None:  # named now, by the outcome
+                ran = not outcome.cancelled and outcome.error_code not in _REJECTED
+                if not self._targets.kept(operation.target_kind, target, ran):
+                    span.set_attribute(sc.TARGET_ORIGINAL, target)
+                    target = OTHER
+                key = sc.GEN_AI_TOOL_NAME if operation.target_kind == "tool" else sc.GEN_AI_PROMPT_NAME
+                span.set_attribute(key, target)
+                span.update_name(f"{operation.method} {target}")
         except Exception:
             _logger.warning("shinzo_otel could not record the outcome of %s", operation.method, exc_info=True)
         finally:
             span.end()  # its duration metric is recorded from it on the export thread
-
-    def _record(self, operation: Operation, outcome: Outcome) -> None:
-        span = operation.span
-        if outcome.error_code is not None or outcome.cancelled or outcome.exception is not None:
-            self._record_error(span, outcome)
-        else:
-            self._record_result(operation, outcome)
-        target = operation.target
-        if operation.target_kind is not None and target is not None:
-            ran = not outcome.cancelled and outcome.error_code not in _REJECTED
-            if not self._targets.kept(operation.target_kind, target, ran):
-                span.set_attribute(sc.TARGET_ORIGINAL, target)
-                target = OTHER
-            key = sc.GEN_AI_TOOL_NAME if operation.target_kind == "tool" else sc.GEN_AI_PROMPT_NAME
-            span.set_attribute(key, target)
-            span.update_name(f"{operation.method} {target}")
 
     def _record_error(self, span: Span, outcome: Outcome) -> None:
         """`error.type` with status ERROR for what the semconv counts as a failure,
@@ -606,10 +604,6 @@ def _session_attributes(
             if isinstance(client_info.get(field), str):
                 attributes[key] = client_info[field]
     return attributes
-
-
-def _same_span(first: SpanContext, second: SpanContext) -> bool:
-    return first.span_id == second.span_id and first.trace_id == second.trace_id
 
 
 def _client_context(meta: Mapping[str, Any]) -> otel_context.Context | None:

@@ -103,6 +103,10 @@ class ShinzoSpanProcessor(SpanProcessor):
             max_export_batch_size=resolved.max_export_batch_size,
             export_timeout_millis=resolved.export_timeout_millis,
         )
+        # Straight into the batch worker's queue (`BatchSpanProcessor.on_end` would check the span is
+        # sampled a second time); a private read of the SDK, `on_end` being the fallback.
+        emit = getattr(getattr(self._batch, "_batch_processor", None), "emit", None)
+        self._enqueue: Callable[[ReadableSpan], None] = emit if callable(emit) else self._batch.on_end
         self._lock = threading.Lock()
         self._waiting = 0  # ended and handed to the batch worker, not yet taken by our exporter
         self._closed = False
@@ -132,7 +136,7 @@ class ShinzoSpanProcessor(SpanProcessor):
                 reason = None
                 self._waiting += 1
         if reason is None:
-            self._batch.on_end(span)
+            self._enqueue(span)
         else:
             self._stats.add_dropped(reason, 1)
 

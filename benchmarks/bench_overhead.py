@@ -33,7 +33,7 @@ cadence against 39 µs at 5 s, while with every processor at 200 ms (the CLIENT 
 middleware added 52 µs and ours 48 µs. With the SDK's exports always between blocks and ours
 inside them, the comparison charged that cost to us alone.
 
-The rounds are split over `_PROCESSES` fresh interpreters (`python -m benchmarks.bench_overhead`), each
+The rounds are split over `_PROCESSES` fresh interpreters (one `spawn` worker process each), each
 building its own servers and clients: a placement in memory (and a hash seed) that happens to favour
 or hinder one variant lasts as long as its process, and showed as a bias of up to ~15 µs per call
 between otherwise equal runs (arguments on measured below arguments off); pooled over processes, it
@@ -48,13 +48,11 @@ variance of its own ratio: the in-process cells, whose noise is small, carry it;
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
-import subprocess
-import sys
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -87,7 +85,6 @@ _FULL = {"rounds": 30, "calls": {"legacy": 100, "inproc": 400, "http": 12}, "war
 _QUICK = {"rounds": 2, "calls": {"legacy": 5, "inproc": 5, "http": 3}, "warmup": 2}
 _PROCESSES = 3
 """Fresh interpreters the full run's rounds are split over (see the module docstring)."""
-_PROCESS_TIMEOUT_S = 400
 
 
 class _Variant:
@@ -146,9 +143,20 @@ async def _block(client: Client, calls: int) -> float:
     return (time.thread_time() - started) / calls * 1e6
 
 
-async def _measure(quick: bool, first_round: int, rounds: int) -> tuple[dict[str, list[float]], float]:
+def _measure_in_process(
+    quick: bool, first_round: int, rounds: int
+) -> tuple[dict[tuple[str, str, str], list[float]], float]:
     """`rounds` interleaved rounds (rotation continuing from `first_round`) in this process: µs of CPU
-    per call, per `"kind/transport/variant"`, one value per round; and the seconds they took."""
+    per call, per (kind, transport, variant), one value per round; and the seconds they took."""
+    result: tuple[dict[tuple[str, str, str], list[float]], float] = anyio.run(
+        _measure, quick, first_round, rounds
+    )
+    return result
+
+
+async def _measure(
+    quick: bool, first_round: int, rounds: int
+) -> tuple[dict[tuple[str, str, str], list[float]], float]:
     sizes = _QUICK if quick else _FULL
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         raise RuntimeError("bench_overhead sets the global TracerProvider: run it in a fresh process")
@@ -163,7 +171,7 @@ async def _measure(quick: bool, first_round: int, rounds: int) -> tuple[dict[str
             for kind in KINDS
             for variant in VARIANTS
         }
-        cpu: dict[str, list[float]] = {}
+        cpu: dict[tuple[str, str, str], list[float]] = {}
         async with AsyncExitStack() as stack:
             clients = {
                 (kind, transport, variant): await _open_client(
@@ -185,7 +193,7 @@ async def _measure(quick: bool, first_round: int, rounds: int) -> tuple[dict[str
                     for kind in KINDS:
                         for variant in order:
                             value = await _block(clients[kind, transport, variant], sizes["calls"][transport])
-                            cpu.setdefault(f"{kind}/{transport}/{variant}", []).append(value)
+                            cpu.setdefault((kind, transport, variant), []).append(value)
                             for flush in variants[kind, variant].flush:
                                 flush()
                 receiver.clear()
@@ -313,7 +321,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         interval and each cell's weight), sizes, `tables`, `notes`.
 
     Raises:
-        subprocess.CalledProcessError: a measuring process failed (its stderr is in the error).
+        Exception: what a measuring process raised.
     """
     sizes = _QUICK if quick else _FULL
     processes = 1 if quick else _PROCESSES
@@ -321,29 +329,13 @@ def run(quick: bool = False) -> dict[str, Any]:
     cpu: dict[tuple[str, str, str], list[float]] = {}
     elapsed = 0.0
     for index in range(processes):
-        command = [sys.executable, "-m", "benchmarks.bench_overhead", "--rounds", str(per_process)]
-        command += ["--first-round", str(index * per_process), *(["--quick"] if quick else [])]
-        completed = subprocess.run(
-            command, capture_output=True, text=True, check=True, timeout=_PROCESS_TIMEOUT_S
-        )
-        part = json.loads(completed.stdout.strip().splitlines()[-1])
-        for key, values in part["cpu"].items():
-            kind, transport, variant = key.split("/")
-            cpu.setdefault((kind, transport, variant), []).extend(values)
-        elapsed += part["seconds"]
+        # A fresh interpreter per part: each sets its own global TracerProvider and builds its own
+        # servers (see the module docstring).
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
+            part, seconds = executor.submit(
+                _measure_in_process, quick, index * per_process, per_process
+            ).result()
+        for key, values in part.items():
+            cpu.setdefault(key, []).extend(values)
+        elapsed += seconds
     return _report(cpu, {**sizes, "rounds": per_process * processes, "processes": processes}, elapsed)
-
-
-def _child(argv: list[str]) -> None:
-    """One measuring process: prints `{"cpu": ..., "seconds": ...}` as its last stdout line."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_overhead")
-    parser.add_argument("--first-round", type=int, default=0)
-    parser.add_argument("--rounds", type=int, required=True)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    cpu, elapsed = anyio.run(_measure, args.quick, args.first_round, args.rounds)
-    print(json.dumps({"cpu": cpu, "seconds": elapsed}))
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1:])

@@ -31,10 +31,9 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from typing import Any
+from unittest import mock
 
 import anyio
 from mcp import Client
@@ -93,7 +92,9 @@ async def _record_spans(shape: str, calls: int, *, light: bool) -> list[Readable
     if not light:
         provider.add_span_processor(collector)
     server = make_mcpserver(provider)
-    with OtlpReceiver() as receiver, _sdk_span_forced(not light):
+    # While instrumenting, for the SDK's spans: its internal span metrics on, so its tracer makes ours.
+    forced = {} if light else {OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED: "true"}
+    with OtlpReceiver() as receiver, mock.patch.dict(os.environ, forced):
         observability = instrument_server(
             server,
             {
@@ -111,22 +112,6 @@ async def _record_spans(shape: str, calls: int, *, light: bool) -> list[Readable
                 await client.call_tool("echo", {"text": TEXTS[shape]})
         await observability.shutdown()
     return [span for span in collector.spans if (span.attributes or {}).get(GEN_AI_OPERATION_NAME)]
-
-
-@contextmanager
-def _sdk_span_forced(forced: bool) -> Iterator[None]:
-    """While instrumenting: the SDK's internal span metrics on, so the SDK's tracer makes our spans."""
-    previous = os.environ.get(OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED)
-    if forced:
-        os.environ[OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED] = "true"
-    try:
-        yield
-    finally:
-        if forced:
-            if previous is None:
-                del os.environ[OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED]
-            else:
-                os.environ[OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED] = previous
 
 
 def _exporter(kind: str, endpoint: str) -> CountingExporter:

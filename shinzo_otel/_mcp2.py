@@ -204,7 +204,7 @@ def inbound_message(ctx: ServerRequestContext[Any, Any]) -> InboundMessage:
         method=ctx.method,
         request_id=None if ctx.request_id is None else str(ctx.request_id),
         params=params,
-        meta=meta if meta is not None and isinstance(meta, Mapping) else _NO_META,
+        meta=meta if type(meta) is dict or (meta is not None and isinstance(meta, Mapping)) else _NO_META,
         protocol_version=ctx.protocol_version,
         modern=modern,
         attributes=_transport_attributes(request, connection),

@@ -34,7 +34,7 @@ import pydantic_core
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.trace import Link, Span, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from shinzo_otel import _semconv as sc
@@ -355,23 +355,26 @@ class RequestTracer:
             attributes.update(session.stamp)
             if message.protocol_session_id is not None:
                 attributes[sc.MCP_SESSION_ID] = message.protocol_session_id
-        parent = _client_context(message.meta) if "traceparent" in message.meta else None
+        client = _client_context(message.meta) if "traceparent" in message.meta else None
         links: list[Link] = []
-        if parent is None:
-            parent = session.parent_context if session is not None else None
-        elif session is not None:
-            links.append(Link(session.span.get_span_context()))
         ambient = trace.get_current_span().get_span_context()
-        if parent is None:
-            parent_span = ambient
+        parent: otel_context.Context | None
+        if client is not None:
+            parent, parent_span = client
+            if session is not None:
+                links.append(Link(session.span_context))
+        elif session is not None:
+            parent, parent_span = session.parent_context, session.span_context
         else:
-            parent_span = trace.get_current_span(parent).get_span_context()
-            if ambient.is_valid and (
-                ambient.span_id != parent_span.span_id or ambient.trace_id != parent_span.trace_id
-            ):
-                # An enclosing span that is not our parent (e.g. the ASGI HTTP server span) is linked;
-                # an in-process client's span, current here and our parent too, is not linked twice.
-                links.append(Link(ambient))
+            parent, parent_span = None, ambient
+        if (
+            parent is not None
+            and ambient.is_valid
+            and (ambient.span_id != parent_span.span_id or ambient.trace_id != parent_span.trace_id)
+        ):
+            # An enclosing span that is not our parent (e.g. the ASGI HTTP server span) is linked; an
+            # in-process client's span, current here and our parent too, is not linked twice.
+            links.append(Link(ambient))
         # An undecided target is named when the outcome shows whether the server has it.
         span = self._spans.start(name, parent, parent_span, attributes, links)
         if self._capture_content and method == "tools/call" and "arguments" in message.params:
@@ -537,7 +540,7 @@ class RequestTracer:
             return
         span = operation.span
         is_error = getattr(result, "is_error", None)  # the SDK's model; a wire dict says it by key
-        if is_error is None and isinstance(result, Mapping):
+        if is_error is None and (type(result) is dict or isinstance(result, Mapping)):
             is_error = result.get("isError")
         if is_error is True:
             span.set_attribute(sc.ERROR_TYPE, sc.TOOL_ERROR)
@@ -606,11 +609,12 @@ def _session_attributes(
     return attributes
 
 
-def _client_context(meta: Mapping[str, Any]) -> otel_context.Context | None:
-    """The trace context the client propagated in `params._meta` (W3C keys, unprefixed), if valid
-    (the caller has seen a `traceparent` key)."""
+def _client_context(meta: Mapping[str, Any]) -> tuple[otel_context.Context, SpanContext] | None:
+    """The trace context the client propagated in `params._meta` (W3C keys, unprefixed) and the span
+    context in it, if valid (the caller has seen a `traceparent` key)."""
     try:
         context = propagate.extract(meta)
     except (TypeError, ValueError):
         return None
-    return context if trace.get_current_span(context).get_span_context().is_valid else None
+    span_context = trace.get_current_span(context).get_span_context()
+    return (context, span_context) if span_context.is_valid else None

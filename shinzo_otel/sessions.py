@@ -93,7 +93,17 @@ class Session:
     Created by `SessionManager.start`; ended once by `SessionManager.end`.
     """
 
-    __slots__ = ("_lock", "attributes", "ended", "parent_context", "session_id", "span", "stamp", "start_ns")
+    __slots__ = (
+        "_lock",
+        "attributes",
+        "ended",
+        "parent_context",
+        "session_id",
+        "span",
+        "span_context",
+        "stamp",
+        "start_ns",
+    )
 
     def __init__(
         self,
@@ -108,6 +118,8 @@ class Session:
         self.attributes = attributes
         self.stamp = stamp
         self.start_ns = start_ns
+        self.span_context = span.get_span_context()
+        """The session span's context (read once: requests are its children or link to it)."""
         self.parent_context = trace.set_span_in_context(span, otel_context.Context())
         self.ended = False
         self._lock = threading.Lock()

@@ -81,10 +81,11 @@ TRANSPORTS = ("legacy", "inproc", "http")
 ARGUMENTS = {"text": "reply to bob@example.com"}
 _SDK_SCHEDULE_DELAY_MILLIS = 5000
 """`OTEL_BSP_SCHEDULE_DELAY`'s default, the `BatchSpanProcessor` of the `sdk` variant."""
-_FULL = {"rounds": 30, "calls": {"legacy": 100, "inproc": 400, "http": 12}, "warmup": 30}
+_FULL = {"rounds": 32, "calls": {"legacy": 100, "inproc": 400, "http": 12}, "warmup": 30}
 _QUICK = {"rounds": 2, "calls": {"legacy": 5, "inproc": 5, "http": 3}, "warmup": 2}
-_PROCESSES = 3
-"""Fresh interpreters the full run's rounds are split over (see the module docstring)."""
+_PROCESSES = 8
+"""Fresh interpreters the full run's rounds are split over (see the module docstring): 4 rounds
+each, one per rotation of the variants' order."""
 
 
 class _Variant:

@@ -9,11 +9,17 @@ not.
 
 Same server kind and same transport for every variant, interleaved in one process: for every
 (server kind, transport) cell, each round runs one block of calls per variant, in an order rotated
-every round (A B C D, B C D A, ...), so drift and position effects cancel out. Variants (one server
+every round (A B C D E, B C D E A, ...), so drift and position effects cancel out. Variants (one server
 each):
 - `none`: the SDK's built-in `OpenTelemetryMiddleware` removed: no server span at all.
 - `sdk`: the SDK default, the built-in middleware, with a recording global SDK `TracerProvider` and a
   `BatchSpanProcessor` exporting OTLP/gRPC to a loopback receiver.
+- `floor`: the SDK's built-in middleware removed and one recording SDK span with nine attributes
+  started and ended around `call_next` in its place (its own provider, a `BatchSpanProcessor`, the
+  same receiver): the least a server span costs with the SDK's tracer (no trace context read, none
+  made current, no session). Issue 12 set the request-path target against this floor, measured at
+  0.34-0.38x the SDK middleware on one machine and about 0.6x on another; measured in the same run,
+  it shows where the machine of the run puts it.
 - `shinzo_off`: `instrument_server` with argument collection off (the default), its own provider,
   `ShinzoSpanProcessor` (privacy rules on) exporting OTLP/gRPC to the same receiver; every other
   setting at its default but the export cadence (below).
@@ -51,7 +57,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from typing import Any
@@ -64,14 +70,17 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
 
 from benchmarks import bootstrap, interval_text, quiet_logging, ratio_of_means, table, weighted_ratio
 from shinzo_otel import Observability, instrument_server
 from tests.mcp_servers import make_lowlevel_server, make_mcpserver, serve_http
 from tests.otlp_receiver import OtlpReceiver
 
-VARIANTS = ("none", "sdk", "shinzo_off", "shinzo_on")
+VARIANTS = ("none", "sdk", "floor", "shinzo_off", "shinzo_on")
 OURS = ("shinzo_off", "shinzo_on")
+RATIOED = ("floor", *OURS)
+"""The variants given a ratio to the SDK middleware (and a headline)."""
 KINDS: dict[str, Callable[[], Any]] = {"lowlevel": make_lowlevel_server, "mcpserver": make_mcpserver}
 TRANSPORTS = ("legacy", "inproc", "http")
 """`legacy`: `Client(server, mode="legacy")`, JSON-RPC over memory streams, one session.
@@ -81,33 +90,75 @@ TRANSPORTS = ("legacy", "inproc", "http")
 ARGUMENTS = {"text": "reply to bob@example.com"}
 _SDK_SCHEDULE_DELAY_MILLIS = 5000
 """`OTEL_BSP_SCHEDULE_DELAY`'s default, the `BatchSpanProcessor` of the `sdk` variant."""
-_FULL = {"rounds": 32, "calls": {"legacy": 100, "inproc": 400, "http": 12}, "warmup": 30}
+_FULL = {"rounds": 30, "calls": {"legacy": 100, "inproc": 400, "http": 12}, "warmup": 30}
 _QUICK = {"rounds": 2, "calls": {"legacy": 5, "inproc": 5, "http": 3}, "warmup": 2}
-_PROCESSES = 8
-"""Fresh interpreters the full run's rounds are split over (see the module docstring): 4 rounds
+_PROCESSES = 6
+"""Fresh interpreters the full run's rounds are split over (see the module docstring): 5 rounds
 each, one per rotation of the variants' order."""
 
 
 class _Variant:
-    """One server per (kind, variant) and what to flush after each of its blocks."""
+    """One server per (kind, variant), what to flush after each of its blocks, what to shut down."""
 
-    def __init__(self, server: Any, flush: list[Callable[[], object]], observability: Observability | None):
+    def __init__(
+        self,
+        server: Any,
+        flush: list[Callable[[], object]],
+        observability: Observability | None = None,
+        provider: TracerProvider | None = None,
+    ):
         self.server = server
         self.flush = flush
         self.observability = observability
+        self.provider = provider
+
+
+class _FloorMiddleware:
+    """The `floor` variant: one recording SDK SERVER span with nine attributes around `call_next`."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        name = ctx.params.get("name") if ctx.params else None
+        span = self._tracer.start_span(
+            f"{ctx.method} {name}",
+            kind=SpanKind.SERVER,
+            attributes={
+                "mcp.method.name": ctx.method,
+                "mcp.protocol.version": ctx.protocol_version or "",
+                "jsonrpc.request.id": str(ctx.request_id),
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": str(name),
+                "network.transport": "pipe",
+                "mcp.session.id": "floor",
+                "session.id": "floor",
+                "shinzo.session.origin": "connection",
+            },
+        )
+        try:
+            return await call_next(ctx)
+        finally:
+            span.end()
 
 
 def _build(kind: str, variant: str, endpoint: str, global_bsp: BatchSpanProcessor) -> _Variant:
     server = KINDS[kind]()
     middleware: list[Any] = server.middleware
-    if variant == "none":
-        middleware[:] = [m for m in middleware if not isinstance(m, OpenTelemetryMiddleware)]
-        return _Variant(server, [global_bsp.force_flush], None)
     if variant == "sdk":
         if not any(isinstance(m, OpenTelemetryMiddleware) for m in middleware):
             raise RuntimeError("the SDK's built-in OpenTelemetryMiddleware is not installed by default")
-        return _Variant(server, [global_bsp.force_flush], None)
+        return _Variant(server, [global_bsp.force_flush])
+    middleware[:] = [m for m in middleware if not isinstance(m, OpenTelemetryMiddleware)]
+    if variant == "none":
+        return _Variant(server, [global_bsp.force_flush])
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"bench-{kind}-{variant}"}))
+    if variant == "floor":
+        exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
+        floor_bsp = BatchSpanProcessor(exporter, schedule_delay_millis=_SDK_SCHEDULE_DELAY_MILLIS)
+        provider.add_span_processor(floor_bsp)
+        middleware.append(_FloorMiddleware(provider.get_tracer("bench-floor")))
+        return _Variant(server, [global_bsp.force_flush, floor_bsp.force_flush], provider=provider)
     observability = instrument_server(
         server,
         {
@@ -202,6 +253,8 @@ async def _measure(
         for variant in variants.values():
             if variant.observability is not None:
                 await variant.observability.shutdown()
+            if variant.provider is not None:
+                variant.provider.shutdown()
         global_provider.shutdown()
     return cpu, elapsed
 
@@ -236,12 +289,12 @@ def _report(
                     },
                     "ratio": {
                         variant: bootstrap(rounds, ratio_of_means(added[kind, transport, variant], sdk))
-                        for variant in OURS
+                        for variant in RATIOED
                     },
                 }
             )
     headline: dict[str, Any] = {}
-    for variant in OURS:
+    for variant in RATIOED:
         estimate, shares = weighted_ratio(
             [
                 (
@@ -265,8 +318,10 @@ def _report(
             cell["transport"],
             cell["cpu_us"]["none"],
             cell["added_us"]["sdk"],
+            cell["added_us"]["floor"],
             cell["added_us"]["shinzo_off"],
             cell["added_us"]["shinzo_on"],
+            interval_text(cell["ratio"]["floor"]),
             interval_text(cell["ratio"]["shinzo_off"]),
             interval_text(cell["ratio"]["shinzo_on"]),
             headline["shinzo_off"]["weights"][f"{cell['server']}/{cell['transport']}"],
@@ -283,14 +338,17 @@ def _report(
         "tables": [
             table(
                 "Request-path CPU per tools/call (µs of the event-loop thread; added = variant − "
-                "uninstrumented; ratio = shinzo added / SDK added, 95 % interval)",
+                "uninstrumented; ratio = added / SDK added, 95 % interval; floor = one SDK span with "
+                "nine attributes around call_next)",
                 [
                     "server",
                     "transport",
                     "uninstrumented µs",
                     "SDK built-in +µs",
+                    "floor +µs",
                     "shinzo args off +µs",
                     "shinzo args on +µs",
+                    "ratio floor",
                     "ratio off",
                     "ratio on",
                     "headline weight",
@@ -300,7 +358,9 @@ def _report(
         ],
         "notes": [
             f"Headline (cells weighted by the inverse variance of their ratio): args off "
-            f"{interval_text(headline['shinzo_off'])}, args on {interval_text(headline['shinzo_on'])}.",
+            f"{interval_text(headline['shinzo_off'])}, args on {interval_text(headline['shinzo_on'])}; "
+            f"the floor (one SDK span with nine attributes, no context made current, no session) "
+            f"{interval_text(headline['floor'])}.",
             f"{rounds} interleaved rounds in {sizes['processes']} fresh process(es); blocks of "
             f"{sizes['calls']} calls per variant; CPU time of the "
             "thread running client, transport and server (export threads excluded); a global SDK "
@@ -313,7 +373,7 @@ def _report(
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """Measure the four variants on 2 server kinds × 3 transports, the rounds split over fresh
+    """Measure the five variants on 2 server kinds × 3 transports, the rounds split over fresh
     interpreters (`_PROCESSES`; one for `quick`), each of which sets its global TracerProvider.
 
     Returns:

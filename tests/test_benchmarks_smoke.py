@@ -56,15 +56,15 @@ def test_overhead_measures_every_cell(quick_run):
         for transport in ("legacy", "inproc", "http")
     }
     for cell in result["cells"]:
-        assert set(cell["cpu_us"]) == {"none", "sdk", "shinzo_off", "shinzo_on"}
+        assert set(cell["cpu_us"]) == {"none", "sdk", "floor", "shinzo_off", "shinzo_on"}
         assert all(value > 0 for value in cell["cpu_us"].values())
-        for variant in ("sdk", "shinzo_off", "shinzo_on"):
+        for variant in ("sdk", "floor", "shinzo_off", "shinzo_on"):
             assert cell["added_us"][variant] == pytest.approx(
                 cell["cpu_us"][variant] - cell["cpu_us"]["none"], abs=0.11
             )
-        for variant in ("shinzo_off", "shinzo_on"):
+        for variant in ("floor", "shinzo_off", "shinzo_on"):
             assert set(cell["ratio"][variant]) == {"value", "low", "high"}
-    for variant in ("shinzo_off", "shinzo_on"):
+    for variant in ("floor", "shinzo_off", "shinzo_on"):
         weights = result["headline"][variant]["weights"]
         assert len(weights) == 6
         assert sum(weights.values()) == pytest.approx(1, abs=0.01) or not any(weights.values())

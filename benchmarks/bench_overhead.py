@@ -46,10 +46,10 @@ between otherwise equal runs (arguments on measured below arguments off); pooled
 averages out instead of deciding a run's headline.
 
 Figures: per round and cell, µs of CPU per call for each variant; added = variant − none (same round,
-same cell); a cell's ratio = mean added (shinzo) / mean added (sdk) over the rounds, with a 95 %
-interval from resampling whole rounds. The headline combines the cells, each weighted by the inverse
-variance of its own ratio: the in-process cells, whose noise is small, carry it; the HTTP cells
-(~50-100 µs added to ~2 000 µs calls) carry little.
+same cell); a cell's ratio = mean added (floor, shinzo) / mean added (sdk) over the rounds, with a
+95 % interval from resampling whole rounds. Each such variant's headline combines the cells, each
+weighted by the inverse variance of its own ratio: the in-process cells, whose noise is small, carry
+it; the HTTP cells (~50-100 µs added to ~2 000 µs calls) carry little.
 """
 
 from __future__ import annotations
@@ -377,8 +377,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     interpreters (`_PROCESSES`; one for `quick`), each of which sets its global TracerProvider.
 
     Returns:
-        `cells` (per server kind and transport: mean CPU µs per call per variant, added µs, the two
-        ratios with their 95 % intervals), `headline` (per shinzo variant: the combined ratio, its
+        `cells` (per server kind and transport: mean CPU µs per call per variant, added µs, the three
+        ratios with their 95 % intervals), `headline` (per `RATIOED` variant: the combined ratio, its
         interval and each cell's weight), sizes, `tables`, `notes`.
 
     Raises:

@@ -106,6 +106,14 @@ class Prefilter:
             return tuple(values), keys
         return tuple(sorted({*self._unscreened, *values})), keys
 
+    def may_match(self, text: str) -> bool:
+        """Whether a value or key pattern may match anywhere in `text`, or in a part of it between
+        two non-word characters (as `candidates`); False only when none can."""
+        if self._unscreened or not self._keys_screened:
+            return True
+        found = self._match(text)
+        return found is None or bool(found)
+
     def _match(self, text: str) -> list[int] | None:
         """The set's matching indices, ascending; None when `text` cannot be screened."""
         if self._set is None or _UNSCREENED_TEXT in text:

@@ -209,7 +209,7 @@ class RequestSpan(Span):
         if (
             (limits.max_span_attributes is not None and len(attributes) > limits.max_span_attributes)
             or limits.max_span_attribute_length is not None
-            or not all(type(value) in _PLAIN for value in attributes.values())
+            or not _PLAIN.issuperset(map(type, attributes.values()))
         ):
             self._attributes = self._bounded(immutable=True)
 

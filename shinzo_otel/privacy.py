@@ -733,27 +733,55 @@ class Scrubber:
     def _scrub_attributes(
         self, attributes: Mapping[str, AnyValue], tool_name: object, found: _Findings
     ) -> dict[str, AnyValue] | None:
-        """The scrubbed attributes, or None when nothing changed."""
+        """The scrubbed attributes, or None when nothing changed.
+
+        Most attributes are a safe key's scalar within the size cap, kept as they are. When every
+        other one is a text within the cap that only a value pattern (or, in JSON, a key pattern)
+        could change, one prefilter pass over all of them, joined by a newline, decides first: when
+        no pattern can match there, nothing changes. A pattern ruled out in the joined text matches
+        in none of them, as each lies between non-word characters there (`Prefilter.candidates`).
+        A JSON text with escapes, whose raw text hides the characters it holds, is never screened
+        so: it is parsed, as in `_scrub_str`.
+        """
         blocked = self._content_blocked(tool_name)
-        result: dict[str, AnyValue] = {}
-        changed = False
         rules = self._attribute_rules
         limit = self._max_length
+        looked_at: list[tuple[str, AnyValue, _AttributeRule]] = []
+        texts: list[str] | None = []
         for key, value in attributes.items():
             rule = rules.get(key) or self._attribute_rule(key)
-            if rule[1] and (
-                (isinstance(value, str) and (limit is None or len(value) <= limit))
-                or type(value) in _UNCAPPED
-            ):
-                result[key] = value  # a safe key's scalar within the size cap: most attributes of a span
-                continue
+            if (type(value) is str and (limit is None or len(value) <= limit)) or type(value) in _UNCAPPED:
+                if rule[1]:
+                    continue  # a safe key's scalar within the size cap: most attributes of a span
+                if (
+                    texts is not None
+                    and type(value) is str
+                    and rule[2] is None
+                    and not (blocked and rule[0])
+                    and ("\\" not in value or not _JSON_START.match(value))
+                ):
+                    texts.append(value)
+                else:
+                    texts = None
+            else:
+                texts = None
+            looked_at.append((key, value, rule))
+        if not looked_at:
+            return None
+        if texts is not None and not self._prefilter.may_match("\n".join(texts)):
+            return None
+        result = dict(attributes)
+        changed = False
+        for key, value, rule in looked_at:
             if blocked and rule[0]:
                 found.paths.append(key)
+                del result[key]
                 changed = True
                 continue
             new_value = self._scrub_attribute(key, value, found, rule)
-            changed = changed or new_value is not value
-            result[key] = new_value
+            if new_value is not value:
+                result[key] = new_value
+                changed = True
         return result if changed else None
 
     def _scrub_attribute(self, key: str, value: AnyValue, found: _Findings, rule: _AttributeRule) -> Any:

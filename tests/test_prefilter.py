@@ -14,8 +14,9 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace import ReadableSpan
 
 from shinzo_otel._prefilter import Prefilter
 from shinzo_otel.privacy import DEFAULT_KEY_PATTERNS, DEFAULT_VALUE_PATTERNS, REDACTED, PrivacyRules, Scrubber
@@ -80,6 +81,23 @@ def test_json_is_scrubbed_as_without_the_prefilter(
 ) -> None:
     text = json.dumps(document, separators=separators, ensure_ascii=ensure_ascii)
     assert SCRUBBER.scrub_value(ARGUMENTS, text) == REFERENCE.scrub_value(ARGUMENTS, text)
+
+
+@_SETTINGS
+@given(
+    st.dictionaries(
+        st.sampled_from([ARGUMENTS, "gen_ai.tool.call.result", "message", "note", "mcp.method.name"]),
+        st.one_of(texts, documents.map(json.dumps), st.integers(), st.booleans()),
+        max_size=5,
+    )
+)
+@example({ARGUMENTS: json.dumps({"note": "Bearer\x0babcdef0123456789abcdef"}), "message": "fine"})
+def test_a_span_is_scrubbed_as_without_the_prefilter(attributes: dict[str, Any]) -> None:
+    # The scrubber screens all the texts of a span in one pass; the reference searches each one.
+    span = ReadableSpan("tools/call note", attributes={"gen_ai.tool.name": "note", **attributes})
+    scrubbed, reference = SCRUBBER.scrub_span(span), REFERENCE.scrub_span(span)
+    assert dict(scrubbed.attributes or {}) == dict(reference.attributes or {})
+    assert (scrubbed is span) == (reference is span)
 
 
 @_SETTINGS

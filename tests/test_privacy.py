@@ -650,13 +650,15 @@ CONTENT = {ARGUMENTS: '{"amount":12}', RESULT: '{"ok":true}', "gen_ai.prompt.var
 def test_deny_list_removes_content_of_that_tool_only(record: Recorder) -> None:
     scrubber = Scrubber(PrivacyRules(capture_tools_deny={"charge_card"}))
     denied = scrubber.scrub_span(
-        record.span({TOOL_NAME: "charge_card", "mcp.method.name": "tools/call", **CONTENT})
+        record.span({TOOL_NAME: "charge_card", **CONTENT, "mcp.method.name": "tools/call"})
     )
     assert dict(denied.attributes or {}) == {
         TOOL_NAME: "charge_card",
         "mcp.method.name": "tools/call",
         REDACTED_KEYS_ATTRIBUTE: (ARGUMENTS, RESULT, "gen_ai.prompt.variable.amount"),
     }
+    # Removed from between the others, which keep their order.
+    assert list(denied.attributes or {}) == [TOOL_NAME, "mcp.method.name", REDACTED_KEYS_ATTRIBUTE]
     other = record.span({TOOL_NAME: "search", **CONTENT})
     assert scrubber.scrub_span(other) is other
 

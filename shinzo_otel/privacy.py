@@ -750,22 +750,17 @@ class Scrubber:
         texts: list[str] | None = []
         for key, value in attributes.items():
             rule = rules.get(key) or self._attribute_rule(key)
-            if (type(value) is str and (limit is None or len(value) <= limit)) or type(value) in _UNCAPPED:
-                if rule[1]:
-                    continue  # a safe key's scalar within the size cap: most attributes of a span
-                if (
-                    texts is not None
-                    and type(value) is str
-                    and rule[2] is None
-                    and not (blocked and rule[0])
-                    and ("\\" not in value or not _JSON_START.match(value))
-                ):
-                    texts.append(value)
-                else:
-                    texts = None
+            text = value if type(value) is str and (limit is None or len(value) <= limit) else None
+            if rule[1] and (text is not None or type(value) in _UNCAPPED):
+                continue  # a safe key's scalar within the size cap: most attributes of a span
+            looked_at.append((key, value, rule))
+            if texts is None:
+                continue
+            escaped_json = text is not None and "\\" in text and _JSON_START.match(text) is not None
+            if text is not None and rule[2] is None and not (blocked and rule[0]) and not escaped_json:
+                texts.append(text)
             else:
                 texts = None
-            looked_at.append((key, value, rule))
         if not looked_at:
             return None
         if texts is not None and not self._prefilter.may_match("\n".join(texts)):

@@ -141,6 +141,9 @@ def _serve(variant: str, endpoint: str) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    # Listening before the port is printed: a client may connect before uvicorn has started, and
+    # waits in the backlog instead of being refused.
+    sock.listen(2048)
     print(sock.getsockname()[1], flush=True)
     config = uvicorn.Config(
         server.streamable_http_app(), log_level="warning", access_log=False, lifespan="on"

@@ -7,9 +7,16 @@ the loopback receiver run on other threads and are not counted: this is what a r
 request path. Wall time would add scheduler noise from everything else on the machine; CPU time does
 not.
 
-Same server kind and same transport for every variant, interleaved in one process: for every
-(server kind, transport) cell, each round runs one block of calls per variant, in an order rotated
-every round (A B C D E, B C D E A, ...), so drift and position effects cancel out. Variants (one server
+Same server kind and same transport for every variant, interleaved in one process. The machine's
+speed is not steady: a pure-Python loop ran at 27 ms per 50 ms-block for seconds, then at 50 ms for
+seconds (2-core VM, 2026-12-02), and blocks of 400 calls per variant, one after the other, swung as
+much. So the blocks are short and the variants alternate fast: a pass runs, for every (server kind,
+transport) cell, one block of a few calls per variant (5-40 ms for the five blocks of a cell), in an
+order rotated every pass (A B C D E, B C D E A, ...); a round is ten passes, and a variant's figure for
+a round is its CPU time over the round's blocks divided by their calls. A change of speed then falls
+inside a cell's five blocks rarely, and drift and position effects cancel out. What the setup built
+is frozen out of the garbage collector (`gc.freeze`) and a collection runs after every pass, outside
+the blocks: the collections inside a block are its calls' own. Variants (one server
 each):
 - `none`: the SDK's built-in `OpenTelemetryMiddleware` removed: no server span at all.
 - `sdk`: the SDK default, the built-in middleware, with a recording global SDK `TracerProvider` and a
@@ -29,8 +36,8 @@ each):
 
 The global provider is set for every variant: the SDK client (`mcp.Client`) opens a CLIENT span per
 request through it, so the client-side cost is the same in every variant and cancels out of the
-"added" figures. Every block ends with a flush of every processor involved, outside the measured
-region, and every processor exports at the SDK's default cadence (5 s, longer than a block; ours
+"added" figures. The five blocks of a cell end with a flush of every processor involved, outside the
+measured region, and every processor exports at the SDK's default cadence (5 s, longer than a block; ours
 too, whose default is 200 ms): no export thread runs inside a measured block. An export thread
 running concurrently costs the event-loop thread CPU on the transports whose loop polls (the legacy
 in-memory streams here; stdio and HTTP in production), whichever processor it belongs to: measured
@@ -90,11 +97,14 @@ TRANSPORTS = ("legacy", "inproc", "http")
 ARGUMENTS = {"text": "reply to bob@example.com"}
 _SDK_SCHEDULE_DELAY_MILLIS = 5000
 """`OTEL_BSP_SCHEDULE_DELAY`'s default, the `BatchSpanProcessor` of the `sdk` variant."""
-_FULL = {"rounds": 30, "calls": {"legacy": 100, "inproc": 400, "http": 12}, "warmup": 30}
-_QUICK = {"rounds": 2, "calls": {"legacy": 5, "inproc": 5, "http": 3}, "warmup": 2}
+_FULL = {"rounds": 60, "passes": 10, "calls": {"legacy": 10, "inproc": 25, "http": 2}, "warmup": 30}
+"""A round is `passes` passes; a pass runs, per cell, one block of `calls[transport]` calls per
+variant, back to back (5-40 ms for the five blocks of a cell): short enough for a change of the
+machine's speed to fall inside one pass rarely (see the module docstring)."""
+_QUICK = {"rounds": 2, "passes": 2, "calls": {"legacy": 3, "inproc": 3, "http": 1}, "warmup": 2}
 _PROCESSES = 6
-"""Fresh interpreters the full run's rounds are split over (see the module docstring): 5 rounds
-each, one per rotation of the variants' order."""
+"""Fresh interpreters the full run's rounds are split over (see the module docstring): 10 rounds
+each."""
 
 
 class _Variant:
@@ -187,12 +197,11 @@ async def _open_client(stack: AsyncExitStack, server: Any, transport: str) -> Cl
 
 
 async def _block(client: Client, calls: int) -> float:
-    """µs of this thread's CPU per call, over `calls` sequential tools/call."""
-    gc.collect()  # every block starts from the same heap state; collections inside are its own
+    """Seconds of this thread's CPU over `calls` sequential tools/call."""
     started = time.thread_time()
     for _ in range(calls):
         await client.call_tool("echo", ARGUMENTS)
-    return (time.thread_time() - started) / calls * 1e6
+    return time.thread_time() - started
 
 
 def _measure_in_process(
@@ -237,17 +246,32 @@ async def _measure(
                 await _block(client, sizes["warmup"])
                 for flush in variants[kind, variant].flush:
                     flush()
+            # What the setup made is never collected again: the collections inside a block are the
+            # calls' own, not a walk over the servers and clients built above.
+            gc.collect()
+            gc.freeze()
+            flushes = {
+                kind: list(dict.fromkeys(f for variant in VARIANTS for f in variants[kind, variant].flush))
+                for kind in KINDS
+            }
             started = time.monotonic()
+            passes = sizes["passes"]
             for round_index in range(first_round, first_round + rounds):
-                shift = round_index % len(VARIANTS)
-                order = VARIANTS[shift:] + VARIANTS[:shift]
-                for transport in TRANSPORTS:
-                    for kind in KINDS:
-                        for variant in order:
-                            value = await _block(clients[kind, transport, variant], sizes["calls"][transport])
-                            cpu.setdefault((kind, transport, variant), []).append(value)
-                            for flush in variants[kind, variant].flush:
+                seconds: dict[tuple[str, str, str], float] = dict.fromkeys(clients, 0.0)
+                for pass_index in range(round_index * passes, (round_index + 1) * passes):
+                    shift = pass_index % len(VARIANTS)
+                    order = VARIANTS[shift:] + VARIANTS[:shift]
+                    for transport in TRANSPORTS:
+                        for kind in KINDS:
+                            for variant in order:
+                                key = (kind, transport, variant)
+                                seconds[key] += await _block(clients[key], sizes["calls"][transport])
+                            for flush in flushes[kind]:
                                 flush()
+                    gc.collect()
+                for (kind, transport, variant), total in seconds.items():
+                    calls = passes * sizes["calls"][transport]
+                    cpu.setdefault((kind, transport, variant), []).append(total / calls * 1e6)
                 receiver.clear()
             elapsed = time.monotonic() - started
         for variant in variants.values():
@@ -333,6 +357,7 @@ def _report(
         "headline": headline,
         "rounds": rounds,
         "processes": sizes["processes"],
+        "passes_per_round": sizes["passes"],
         "calls_per_block": sizes["calls"],
         "seconds": round(elapsed, 1),
         "tables": [
@@ -361,8 +386,9 @@ def _report(
             f"{interval_text(headline['shinzo_off'])}, args on {interval_text(headline['shinzo_on'])}; "
             f"the floor (one SDK span with nine attributes, no context made current, no session) "
             f"{interval_text(headline['floor'])}.",
-            f"{rounds} interleaved rounds in {sizes['processes']} fresh process(es); blocks of "
-            f"{sizes['calls']} calls per variant; CPU time of the "
+            f"{rounds} rounds of {sizes['passes']} interleaved passes in {sizes['processes']} fresh "
+            f"process(es); a pass runs, per cell, one block of {sizes['calls']} calls per variant, in "
+            "an order rotated every pass; CPU time of the "
             "thread running client, transport and server (export threads excluded); a global SDK "
             "TracerProvider is set for every variant, so the client's own CLIENT span costs the same "
             "everywhere; flushes happen outside the measured blocks, and every processor exports at "

@@ -100,7 +100,7 @@ _SDK_SCHEDULE_DELAY_MILLIS = 5000
 _FULL = {"rounds": 60, "passes": 10, "calls": {"legacy": 10, "inproc": 25, "http": 2}, "warmup": 30}
 """A round is `passes` passes; a pass runs, per cell, one block of `calls[transport]` calls per
 variant, back to back (5-40 ms for the five blocks of a cell): short enough for a change of the
-machine's speed to fall inside one pass rarely (see the module docstring)."""
+machine's speed to fall inside a cell's five blocks rarely (see the module docstring)."""
 _QUICK = {"rounds": 2, "passes": 2, "calls": {"legacy": 3, "inproc": 3, "http": 1}, "warmup": 2}
 _PROCESSES = 6
 """Fresh interpreters the full run's rounds are split over (see the module docstring): 10 rounds
